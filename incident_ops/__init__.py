@@ -1,0 +1,3 @@
+"""Incident response shared by three processes over one ToonDB server."""
+
+NAMESPACE = "incident_ops"

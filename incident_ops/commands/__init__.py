@@ -1,0 +1,1 @@
+"""One module per ``python -m incident_ops`` command."""

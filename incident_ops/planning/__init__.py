@@ -1,0 +1,1 @@
+"""Mitigation plans written from incident facts and retrieved runbooks."""

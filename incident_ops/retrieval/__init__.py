@@ -1,0 +1,1 @@
+"""Hybrid retrieval over the indexed runbooks."""
