@@ -1,0 +1,1 @@
+"""Turning a runbook folder into indexed records in the shared store."""
