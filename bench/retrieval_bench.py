@@ -425,6 +425,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "holds at least CHUNKS chunks (default: skip)")
     parser.add_argument("--index-timeout", type=float, default=1800,
                         help="seconds allowed per indexer pass (default 1800)")
+    parser.add_argument("--embedder", choices=("minilm", "openai"),
+                        help="embedder for the indexer and the queries (sets "
+                             "OPS_EMBEDDER; default: $OPS_EMBEDDER, else minilm)")
     parser.add_argument("--misses", action="store_true",
                         help="list the alerts whose runbook hybrid did not rank first")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
@@ -508,6 +511,10 @@ def public(section: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.setup(args.verbose)
+    if args.embedder:
+        # The indexer subprocess inherits it, and the retriever in this
+        # process embeds the queries with the same one.
+        os.environ["OPS_EMBEDDER"] = args.embedder
 
     all_queries = load_alert_queries(args.alerts)
     log.info("%d alert rules with a runbook_url", len(all_queries))
