@@ -1,0 +1,109 @@
+"""Recorded metric series in CSV: read by header name, vetted row by row.
+
+Columns: ``timestamp,latency_p99_ms,error_rate_pct,cpu_pct`` in any order;
+extra columns are ignored and CRLF line ends are accepted. A timestamp is
+ISO 8601 or epoch seconds. An empty cell is a missing value; a bad cell is
+recorded as missing and logged once per row, so one broken reading never
+hides the rest of the file.
+"""
+
+import csv
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from incident_ops.metrics import METRIC_FIELDS, iso, vet_value
+
+log = logging.getLogger(__name__)
+
+TIMESTAMP = "timestamp"
+REQUIRED_COLUMNS = (TIMESTAMP, *METRIC_FIELDS)
+
+
+class ReplayError(Exception):
+    """The file cannot be used at all; the message says why."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One data row: its index (from 0), time and vetted values."""
+
+    index: int
+    timestamp: str | None
+    latency_p99_ms: float | None
+    error_rate_pct: float | None
+    cpu_pct: float | None
+    problems: tuple[str, ...]
+
+
+def read_rows(path: Path | str) -> list[Row]:
+    """Every data row of ``path``; raises ``ReplayError`` if it is unusable."""
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return _parse(path, handle.read().splitlines())
+    except FileNotFoundError:
+        raise ReplayError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ReplayError(f"{path}: is a folder, not a CSV file") from None
+    except PermissionError:
+        raise ReplayError(f"{path}: permission denied") from None
+    except UnicodeDecodeError as error:
+        raise ReplayError(f"{path}: not UTF-8 text ({error.reason})") from None
+
+
+def _parse(path: Path, lines: list[str]) -> list[Row]:
+    reader = csv.DictReader(lines)
+    header = [name.strip() for name in reader.fieldnames or []]
+    if not header:
+        raise ReplayError(f"{path}: empty file, expected a header line")
+    missing = [name for name in REQUIRED_COLUMNS if name not in header]
+    if missing:
+        raise ReplayError(
+            f"{path}: header lacks column(s) {', '.join(missing)}; expected "
+            f"{','.join(REQUIRED_COLUMNS)}"
+        )
+    reader.fieldnames = header
+
+    rows = []
+    for index, cells in enumerate(reader):
+        rows.append(_row(path, index, cells))
+    return rows
+
+
+def _row(path: Path, index: int, cells: dict) -> Row:
+    problems = []
+    values = {}
+    for name in METRIC_FIELDS:
+        value, problem = vet_value(name, cells.get(name))
+        values[name] = value
+        if problem:
+            problems.append(problem)
+
+    timestamp, problem = parse_timestamp(cells.get(TIMESTAMP))
+    if problem:
+        problems.append(problem)
+
+    if problems:
+        log.warning("%s row %d: %s; recorded as missing",
+                    path.name, index, "; ".join(problems))
+    return Row(index=index, timestamp=timestamp, problems=tuple(problems), **values)
+
+
+def parse_timestamp(raw: str | None) -> tuple[str | None, str | None]:
+    """``(ISO 8601 UTC, problem)`` for an ISO or epoch-seconds cell."""
+    if raw is None or raw.strip() == "":
+        return None, None
+    text = raw.strip()
+    try:
+        return iso(datetime.fromtimestamp(float(text), UTC)), None
+    except (ValueError, OverflowError, OSError):
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None, f"timestamp={raw!r} is neither ISO 8601 nor epoch seconds"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return iso(moment), None
