@@ -11,18 +11,21 @@ The README's "Shared state" table mirrors this module.
 """
 
 # collector
-METRICS_LATEST = "metrics/latest"                 # newest sample
-METRICS_HISTORY = "metrics/hist/"                 # + <YYYYMMDDHH>/<epoch_ms>
+METRICS_LATEST = "metrics/latest"                 # newest sample + the last few
+METRICS_HISTORY = "metrics/hist/"                 # + <YYYYMMDDHHMM>/<epoch_ms>
+METRICS_PRUNED = "metrics/pruned"                 # history retention watermark
 EVENTS = "events/"                                # + <YYYYMMDD>/<epoch_ms>-<kind>
+EVENTS_PRUNED = "events/pruned"                   # events retention watermark
 ACTIONS_APPLIED = "actions/applied/"              # + <request id>
+SIMULATOR_STATE = "simulator/state"               # the simulated service, resumable
 
 # indexer
 RUNBOOK_INDEX = "runbooks/index"                  # manifest + index version
 RUNBOOK_DOCS = "runbooks/docs/"                   # + <doc id>: chunks, vectors
 
 # commander
-INCIDENTS = "incidents/"                          # + <incident id>: whole record
-ACTIONS_REQUESTED = "actions/requests/"           # + <incident id>/<seq>
+INCIDENTS = "incidents/"                          # + <YYYYMM>/<incident id>: record
+ACTIONS_REQUESTED = "actions/requests/"           # + <YYYYMMDD>/<request id>
 COMMANDER_STATUS = "commander/status"             # active commander heartbeat
 
 # `python -m incident_ops approve`
