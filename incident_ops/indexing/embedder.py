@@ -69,6 +69,18 @@ def get_embedder(name: str | None = None) -> Embedder:
     )
 
 
+def embedder_named(name: str) -> Embedder:
+    """The embedder that produces vectors recorded under ``name``."""
+    if name == MiniLMEmbedder.name:
+        return MiniLMEmbedder()
+    if name.startswith(OpenAIEmbedder.PREFIX):
+        return OpenAIEmbedder(name.removeprefix(OpenAIEmbedder.PREFIX))
+    raise EmbedderError(
+        f"the index was built with an unknown embedder {name!r}: "
+        "re-run the indexer with OPS_EMBEDDER set to 'minilm' or 'openai'"
+    )
+
+
 def normalise(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero), as float32."""
     vectors = np.asarray(vectors, dtype=np.float32)
@@ -160,9 +172,11 @@ class OpenAIEmbedder:
     one probe request the first time ``dim`` is read.
     """
 
+    PREFIX = "openai:"
+
     def __init__(self, model: str = DEFAULT_OPENAI_MODEL):
         self.model = model
-        self.name = f"openai:{model}"
+        self.name = self.PREFIX + model
         self._dim = OPENAI_KNOWN_DIMS.get(model)
         self._client = None
 

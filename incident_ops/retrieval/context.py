@@ -30,6 +30,13 @@ class Context:
     # reader (for example: "budget of 20 tokens is smaller than the first
     # chunk (143 tokens)").
     note: str | None = None
+    # The runbook index version these chunks came from.
+    index_version: int | None = None
+
+    @property
+    def sources(self) -> list[str]:
+        """The runbooks the chunks come from, best-ranked first, each once."""
+        return list(dict.fromkeys(chunk.source for chunk in self.chunks))
 
     def to_markdown(self) -> str:
         """The chunks as prompt-ready Markdown, each headed by its id."""

@@ -1,0 +1,85 @@
+"""The indexer process: one pass, then (unless ``--once``) watch the folder.
+
+Exit codes: 0 after a pass with ``--once`` or after SIGINT/SIGTERM; 1 when
+the server or the embedder is unavailable in ``--once`` mode, or the
+runbook folder does not exist. While watching, an unreachable server is
+waited out (logged once) rather than ending the process.
+"""
+
+import argparse
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+from incident_ops import config, logs
+from incident_ops.indexing.embedder import EmbedderError, get_embedder
+from incident_ops.indexing.indexer import Indexer
+from incident_ops.store import Store, StoreError
+
+log = logging.getLogger("incident_ops.indexer")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_POLL_S = 2.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="process_b_indexer.py",
+        description="Index a folder of runbooks into ToonDB and keep it current.",
+    )
+    parser.add_argument("--db", help="database folder (default: $OPS_DB or ./ops_db)")
+    parser.add_argument(
+        "--runbooks", type=Path, default=None,
+        help="runbook folder (default: $OPS_RUNBOOKS or the project's runbooks/)",
+    )
+    parser.add_argument("--once", action="store_true",
+                        help="index once and exit instead of watching")
+    parser.add_argument("--poll", type=float, default=DEFAULT_POLL_S,
+                        help="seconds between checks of the folder (default: 2)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.setup(args.verbose)
+    root = _runbook_folder(args.runbooks)
+    if not root.is_dir():
+        log.error("runbook folder %s does not exist: pass --runbooks DIR", root)
+        return 1
+    if args.poll <= 0:
+        log.error("--poll must be a positive number of seconds, not %g", args.poll)
+        return 1
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        # Only record it: the loop finishes the write in progress and exits.
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+
+    try:
+        store = Store.open(args.db)
+        indexer = Indexer(store=store, root=root, embedder=get_embedder(), stop=stop)
+        log.info("indexing %s into %s", root, store.socket_path)
+        if args.once:
+            summary = indexer.run_pass()
+            log.info("%s (index version %d)", summary.line(), summary.version)
+        else:
+            indexer.watch(args.poll)
+    except (StoreError, EmbedderError, config.ConfigError) as error:
+        log.error("%s", error)
+        return 1
+
+    if stop.is_set():
+        log.info("stopped by signal")
+    return 0
+
+
+def _runbook_folder(cli_value: Path | None) -> Path:
+    raw = cli_value or os.environ.get("OPS_RUNBOOKS") or PROJECT_ROOT / "runbooks"
+    return Path(raw).expanduser().absolute()
