@@ -1,0 +1,103 @@
+"""Process A, the collector: writes service metrics and events to ToonDB.
+
+    python process_a_collector.py [--db DIR] [--interval S]
+        [--source simulate|replay:FILE.csv] [--scenario NAME] [--seed N]
+"""
+
+import argparse
+import logging
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from incident_ops import config, keys, logs
+from incident_ops.collector import Collector, ReplaySource, SimulatedSource
+from incident_ops.errors import UserError
+from incident_ops.lifecycle import StopFlag
+from incident_ops.replay import ReplayError, read_rows
+from incident_ops.simulator import DEFAULT_SCENARIO, SCENARIOS, ServiceModel
+from incident_ops.store import Store, StoreError
+
+log = logging.getLogger("incident_ops.collector")
+
+MIN_INTERVAL_S = 0.1
+# While running, store calls give up quickly so that an outage is logged
+# within seconds (the loop then retries); at start-up the store's own,
+# longer deadline gives a server being started alongside time to answer.
+LOOP_STORE_DEADLINE_S = 2.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="process_a_collector.py",
+        description="Write one metric sample per interval to the ToonDB store.",
+    )
+    parser.add_argument("--db", help="database folder (default: $OPS_DB or ./ops_db)")
+    parser.add_argument("--interval", type=float, default=5.0, metavar="S",
+                        help="seconds between samples (default %(default)g)")
+    parser.add_argument("--source", default="simulate",
+                        help="simulate (default) or replay:FILE.csv")
+    parser.add_argument("--scenario", default=DEFAULT_SCENARIO, choices=SCENARIOS,
+                        help="simulated scenario (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=7,
+                        help="noise seed of the simulation (default %(default)s)")
+    parser.add_argument("--reset", action="store_true",
+                        help="start the scenario over instead of resuming the "
+                        "simulated service stored in the database")
+    parser.add_argument("--retention-hours", type=float, default=24.0, metavar="H",
+                        help="keep metric history this long (default %(default)g)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs")
+    return parser
+
+
+def build_source(args: argparse.Namespace, store: Store):
+    if args.source.startswith("replay:"):
+        path = Path(args.source.removeprefix("replay:"))
+        try:
+            rows = read_rows(path)
+        except ReplayError as error:
+            raise UserError(f"cannot replay: {error}") from None
+        return ReplaySource(rows, path.name)
+    if args.source != "simulate":
+        raise UserError(f"--source {args.source!r}: use simulate or replay:FILE.csv")
+    return SimulatedSource(resume_model(args, store))
+
+
+def resume_model(args: argparse.Namespace, store: Store) -> ServiceModel:
+    """The stored simulated service for this scenario, or a fresh one.
+
+    The simulated service stands for a real one, which does not reset when
+    its monitor restarts: a restarted collector carries on where it was.
+    """
+    saved = None if args.reset else store.get(keys.SIMULATOR_STATE)
+    if saved is not None and saved.get("scenario") == args.scenario:
+        model = ServiceModel.from_dict(saved)
+        log.info("resuming the simulated service (%s) at sample %d; --reset "
+                 "starts over", model.scenario, model.step_count)
+        return model
+    return ServiceModel(scenario=args.scenario, seed=args.seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.setup(args.verbose)
+    stop = StopFlag().install()
+    try:
+        if args.interval < MIN_INTERVAL_S:
+            raise UserError(f"--interval {args.interval:g} is too short; use at "
+                            f"least {MIN_INTERVAL_S:g} s")
+        with Store.open(args.db) as store:
+            source = build_source(args, store)
+            store.deadline = min(store.deadline, LOOP_STORE_DEADLINE_S)
+            collector = Collector(
+                store, source, args.interval, stop,
+                history_retention=timedelta(hours=args.retention_hours),
+            )
+            return collector.run()
+    except (UserError, config.ConfigError, StoreError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
