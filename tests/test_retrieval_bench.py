@@ -171,3 +171,15 @@ def test_the_table_has_one_row_per_mode():
     assert lines[0].startswith("| mode | recall@1")
     assert lines[2] == "| hybrid | 0.50 | 0.75 | 1.00 | 0.62 | 3.2 | 12.0 |"
     assert lines[3].startswith("| keyword |")
+
+
+def test_the_embedding_rate_comes_from_the_indexers_summary_line():
+    output = (
+        "17:10:21 INFO    incident_ops.indexer: indexing /rb into /db/toondb.sock\n"
+        "17:10:31 INFO    incident_ops.indexer: indexed 108 runbooks (200 chunks, "
+        "180 embedded, 20 unchanged), 10 skipped, 0 failed in 9.0 s "
+        "(index version 1)\n"
+    )
+
+    assert bench.embedding_rate(output) == pytest.approx(20.0)
+    assert bench.embedding_rate("indexer said nothing useful") is None
