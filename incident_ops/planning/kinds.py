@@ -12,7 +12,8 @@ import re
 from incident_ops.actions import MANUAL
 
 
-def _rule(verbs: str, objects: str | None = None) -> tuple[re.Pattern, re.Pattern | None]:
+def _rule(verbs: str,
+          objects: str | None = None) -> tuple[re.Pattern, re.Pattern | None]:
     return (re.compile(verbs, re.IGNORECASE),
             re.compile(objects, re.IGNORECASE) if objects else None)
 
@@ -42,6 +43,10 @@ KIND_RULES = (
 
 _NEGATION = re.compile(r"\b(?:do not|don't|never|avoid|unsafe|instead of)\b",
                        re.IGNORECASE)
+# Where an imperative step's main clause ends: "Capture a heap profile before
+# the instance is restarted" asks for a capture, not a restart.
+_SUBORDINATE = re.compile(r"\b(?:before|after|until|unless|while|so that|so)\b",
+                          re.IGNORECASE)
 
 
 def kind_of(action: str) -> str:
@@ -49,9 +54,10 @@ def kind_of(action: str) -> str:
     head = action
     # "... rollback unsafe; roll forward with a hotfix instead": a negated
     # clause names an action the step tells us not to take.
-    negated = _NEGATION.search(head)
-    if negated:
-        head = head[:negated.start()]
+    for boundary in (_NEGATION, _SUBORDINATE):
+        found = boundary.search(head)
+        if found:
+            head = head[:found.start()]
     for kind, (verbs, objects) in KIND_RULES:
         verb = verbs.search(head)
         if verb is None:
