@@ -78,7 +78,7 @@ SIGNAL_RULES = {
     "db_query_p99_ms": SignalRule(
         "database", 500, 50, "database query p99 at {value:g} ms"),
     "memory_pct": SignalRule(
-        "memory", 85, 60, "service memory at {value:g} % of its limit"),
+        "memory", 70, 55, "service memory at {value:g} % of its limit"),
     "memory_growth_pct_per_hour": SignalRule(
         "memory", 5, 0.5, "memory growing {value:g} % per hour"),
     "disk_used_pct": SignalRule("disk", 90, 70, "disk {value:g} % full"),

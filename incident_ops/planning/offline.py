@@ -8,6 +8,7 @@ cites the chunks it came from.
 """
 
 import logging
+import re
 from dataclasses import dataclass
 
 from incident_ops.actions import MANUAL
@@ -42,6 +43,9 @@ CAUSE_WORDING = {
     "dependency": "Failing dependency",
     "disk": "Disk full",
 }
+
+_DESCRIBES_CAUSE = re.compile(r"symptom|cause|diagnos|overview|summary|signs",
+                              re.IGNORECASE)
 
 DEFAULT_NEXT_STEPS = (
     "Confirm recovery: p99 latency and error rate back under the alert "
@@ -184,8 +188,7 @@ class OfflineWriter:
         # Checks from the runbooks the actions came from first: they say how
         # to tell whether those actions worked.
         ordered = sorted(follow_ups, key=lambda c: (
-            c.chunk.chunk_id not in acted_on and c.tier > 0, c.tier, c.rank,
-            c.step.position))
+            c.chunk.chunk_id not in acted_on, c.tier, c.rank, c.step.position))
         steps: list[str] = []
         for candidate in ordered:
             text = candidate.step.text
@@ -198,12 +201,21 @@ class OfflineWriter:
     @staticmethod
     def _cause_chunk(relevant: list[tuple[int, ContextChunk]],
                      evidence: Evidence) -> ContextChunk | None:
-        """The best-ranked chunk about the leading cause, else the best one."""
+        """The chunk the root cause cites.
+
+        A chunk about the leading cause, and among those one that describes
+        it (symptoms, diagnosis) rather than one that only says what to do;
+        without a finding, the same preference over every relevant chunk.
+        """
+        chunks = [chunk for _, chunk in relevant]
         for topic in evidence.findings:
-            for _, chunk in relevant:
-                if topic in topics_in(f"{chunk.title} > {chunk.heading}"):
-                    return chunk
-        return relevant[0][1] if relevant else None
+            about = [c for c in chunks
+                     if topic in topics_in(f"{c.title} > {c.heading}")]
+            if about:
+                chunks = about
+                break
+        describing = [c for c in chunks if _DESCRIBES_CAUSE.search(c.heading)]
+        return (describing or chunks or [None])[0]
 
     @staticmethod
     def _root_cause(facts: IncidentFacts, evidence: Evidence,
