@@ -41,9 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="simulated scenario (default %(default)s)")
     parser.add_argument("--seed", type=int, default=7,
                         help="noise seed of the simulation (default %(default)s)")
-    parser.add_argument("--reset", action="store_true",
-                        help="start the scenario over instead of resuming the "
-                        "simulated service stored in the database")
+    parser.add_argument("--resume", action="store_true",
+                        help="carry on with the simulated service stored in the "
+                        "database (same scenario) instead of starting it over")
     parser.add_argument("--retention-hours", type=float, default=24.0, metavar="H",
                         help="keep metric history this long (default %(default)g)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs")
@@ -64,17 +64,21 @@ def build_source(args: argparse.Namespace, store: Store):
 
 
 def resume_model(args: argparse.Namespace, store: Store) -> ServiceModel:
-    """The stored simulated service for this scenario, or a fresh one.
+    """A fresh simulated service, or with ``--resume`` the stored one.
 
-    The simulated service stands for a real one, which does not reset when
-    its monitor restarts: a restarted collector carries on where it was.
+    Starting over is the default so that every run plays its scenario from
+    the start; ``--resume`` keeps the service as the last collector left it,
+    the way a real service does not reset when its monitor restarts.
     """
-    saved = None if args.reset else store.get(keys.SIMULATOR_STATE)
+    saved = store.get(keys.SIMULATOR_STATE) if args.resume else None
     if saved is not None and saved.get("scenario") == args.scenario:
         model = ServiceModel.from_dict(saved)
-        log.info("resuming the simulated service (%s) at sample %d; --reset "
-                 "starts over", model.scenario, model.step_count)
+        log.info("resuming the simulated service (%s) at sample %d",
+                 model.scenario, model.step_count)
         return model
+    if args.resume:
+        log.info("no stored %s simulation to resume; starting it over",
+                 args.scenario)
     return ServiceModel(scenario=args.scenario, seed=args.seed)
 
 

@@ -40,6 +40,7 @@ class Reading:
     """What a source produced for one tick."""
 
     values: dict[str, float | None]
+    signals: dict[str, float] = field(default_factory=dict)
     events: list[dict] = field(default_factory=list)
     problems: tuple[str, ...] = ()
     source_at: str | None = None
@@ -53,8 +54,8 @@ class SimulatedSource:
         self.label = f"simulate:{model.scenario}"
 
     def read(self) -> Reading | None:
-        values, events = self.model.step()
-        return Reading(values=values, events=events)
+        values, signals, events = self.model.step()
+        return Reading(values=values, signals=signals, events=events)
 
     def apply(self, request: dict) -> tuple[str, str]:
         detail = self.model.apply(request["kind"], request["request_id"])
@@ -194,7 +195,8 @@ class Collector:
 
         sample = Sample(seq=self.next_seq, at=iso(now), interval_s=self.interval_s,
                         source=self.source.label, invalid=tuple(problems),
-                        source_at=reading.source_at, **values)
+                        source_at=reading.source_at, signals=reading.signals,
+                        **values)
         return PendingTick(sample, reading.events, outcomes, self.source.state())
 
     def _new_requests(self, now: datetime) -> list[dict]:

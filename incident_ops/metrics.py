@@ -38,6 +38,8 @@ class Sample:
     source: str = "simulate"
     invalid: tuple[str, ...] = field(default_factory=tuple)
     source_at: str | None = None
+    # Further measurements by name (``IncidentFacts.signals``), if any.
+    signals: dict[str, float] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -60,6 +62,7 @@ class Sample:
             source=str(record.get("source", "simulate")),
             invalid=tuple(record.get("invalid") or ()),
             source_at=record.get("source_at"),
+            signals=dict(record.get("signals") or {}),
         )
 
     def console_line(self) -> str:
@@ -68,7 +71,7 @@ class Sample:
         return f"[{stamp}] {format_metrics(self)}"
 
 
-def format_metrics(sample: "Sample") -> str:
+def format_metrics(sample: Sample) -> str:
     """The three metrics as the console shows them, ``n/a`` when missing."""
     latency = _shown(sample.latency_p99_ms, "{:.0f}ms")
     errors = _shown(sample.error_rate_pct, "{:.1f}%")

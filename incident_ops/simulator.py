@@ -29,7 +29,13 @@ from incident_ops.metrics import error_rate_pct
 SCENARIOS = ("bad-deploy", "db-overload", "memory-leak", "healthy", "idle")
 DEFAULT_SCENARIO = "bad-deploy"
 
-BASELINE = {"latency_p99_ms": 240.0, "error_rate_pct": 0.8, "cpu_pct": 42.0}
+# The three detection metrics, then the signals a plan writer can weigh
+# (names as in ``IncidentFacts.signals``).
+BASELINE = {
+    "latency_p99_ms": 240.0, "error_rate_pct": 0.8, "cpu_pct": 42.0,
+    "db_connections_pct": 35.0, "db_query_p99_ms": 12.0, "memory_pct": 48.0,
+}
+SIGNALS = ("db_connections_pct", "db_query_p99_ms", "memory_pct")
 BASELINE_RPS = 1200.0
 
 # Fraction of the distance to the target covered per sample.
@@ -42,12 +48,14 @@ DEPLOYED_VERSION = "checkout-api v2.14.0"
 
 # Full-strength fault impact, added to the baseline.
 DEPLOY_IMPACT = {"latency_p99_ms": 1900.0, "error_rate_pct": 11.0, "cpu_pct": 18.0}
-DB_IMPACT = {"latency_p99_ms": 2400.0, "error_rate_pct": 8.5, "cpu_pct": 6.0}
+DB_IMPACT = {"latency_p99_ms": 2400.0, "error_rate_pct": 8.5, "cpu_pct": 6.0,
+             "db_connections_pct": 62.0, "db_query_p99_ms": 850.0}
 # Per unit of leaked memory; errors start only once memory is tight.
 LEAK_LATENCY_PER_UNIT = 70.0
 LEAK_CPU_PER_UNIT = 2.5
 LEAK_ERRORS_PER_UNIT = 0.9
 LEAK_ERRORS_FROM = 8.0
+LEAK_MEMORY_PER_UNIT = 1.7
 LEAK_CAP = 30.0
 
 # Share of a fault's impact each general action takes away. Together they
@@ -121,8 +129,8 @@ class ServiceModel:
 
     # -- time --------------------------------------------------------------
 
-    def step(self) -> tuple[dict[str, float | None], list[dict]]:
-        """One sample's metrics and the events that happened during it."""
+    def step(self) -> tuple[dict[str, float | None], dict[str, float], list[dict]]:
+        """One sample's metrics, its signals, and the events during it."""
         self.step_count += 1
         events = self._advance_scenario()
 
@@ -131,12 +139,13 @@ class ServiceModel:
             rps = 0.0
             return {"latency_p99_ms": None,
                     "error_rate_pct": error_rate_pct(0, rps),
-                    "cpu_pct": self._noisy_cpu(5.0)}, events
+                    "cpu_pct": self._noisy_cpu(5.0)}, {}, events
 
         target = self._target()
         for name, value in target.items():
             self.current[name] += (value - self.current[name]) * RESPONSE
-        return self._observe(), events
+        signals = {name: round(self.current[name], 1) for name in SIGNALS}
+        return self._observe(), signals, events
 
     def _advance_scenario(self) -> list[dict]:
         events = []
@@ -168,6 +177,7 @@ class ServiceModel:
                 "cpu_pct": leaked * LEAK_CPU_PER_UNIT,
                 "error_rate_pct": max(0.0, leaked - LEAK_ERRORS_FROM)
                 * LEAK_ERRORS_PER_UNIT,
+                "memory_pct": leaked * LEAK_MEMORY_PER_UNIT,
             })
 
         remaining = 1.0
