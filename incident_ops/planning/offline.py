@@ -236,6 +236,9 @@ class OfflineWriter:
         if others:
             sentence += " Also seen: " + "; ".join(
                 evidence.supported[topic] for topic in others) + "."
+        if "deployment" in evidence.contradicted:
+            # The first suspect in most incidents; say why it is not this one.
+            sentence += f" Ruled out: {evidence.contradicted['deployment']}."
         return sentence + where
 
 
