@@ -7,9 +7,10 @@ come from a queue the test fills (``script``); when the queue is empty the
 default reply is used. Requests are recorded without their Authorization
 header: only whether it carried the expected key is kept.
 
-Run it by hand as ``python tests/fake_openai.py --port 8765``: it then
-answers every chat request with a plan citing the first chunk id in the
-prompt, which is enough to see a model-written plan end to end.
+Run it by hand as ``python tests/fake_openai.py --port 8765 [--kind KIND]``:
+it then answers every chat request with a one-action plan of that catalog
+kind citing the first chunk id in the prompt, enough to see a model-written
+plan end to end.
 """
 
 import argparse
@@ -56,9 +57,9 @@ class Reply:
                    headers={k.replace("_", "-"): v for k, v in headers.items()})
 
     @classmethod
-    def plan_from_prompt(cls) -> "Reply":
-        """A plan citing the first chunk of whatever prompt arrives."""
-        return cls(responder=_plan_citing_first_chunk)
+    def plan_from_prompt(cls, kind: str = "manual") -> "Reply":
+        """A one-action plan of ``kind`` citing the prompt's first chunk."""
+        return cls(responder=lambda request: _plan_citing_first_chunk(request, kind))
 
 
 @dataclass
@@ -189,7 +190,7 @@ def _completion(content: str) -> dict:
     }
 
 
-def _plan_citing_first_chunk(request: dict) -> Reply:
+def _plan_citing_first_chunk(request: dict, kind: str) -> Reply:
     prompt = "\n".join(str(m.get("content", "")) for m in request.get("messages", []))
     chunk_ids = _CHUNK_ID.findall(prompt)
     if not chunk_ids:
@@ -199,7 +200,7 @@ def _plan_citing_first_chunk(request: dict) -> Reply:
         "root_cause": "The change named in the incident facts, per the first "
                       "runbook section given.",
         "actions": [{"text": "Follow the first runbook section's first step.",
-                     "kind": "manual", "chunk_ids": [chunk_ids[0]]}],
+                     "kind": kind, "chunk_ids": [chunk_ids[0]]}],
         "next_steps": ["Confirm recovery from the metrics."],
     })
 
@@ -233,8 +234,11 @@ def embedding_for(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--kind", default="manual",
+                        help="catalog kind of the one action it answers with")
     args = parser.parse_args()
-    with FakeOpenAI(port=args.port) as server:
+    with FakeOpenAI(port=args.port,
+                    default=Reply.plan_from_prompt(args.kind)) as server:
         print(f"OpenAI-compatible test server on {server.base_url}", flush=True)
         try:
             threading.Event().wait()

@@ -223,6 +223,29 @@ def test_server_that_refuses_json_mode_is_asked_without_it(fake):
     assert "response_format" not in second.body
 
 
+def test_server_that_refuses_max_tokens_gets_the_newer_name(fake):
+    fake.script(Reply.error(400, "Unsupported parameter: 'max_tokens'; use "
+                                 "'max_completion_tokens' instead."),
+                Reply.chat_json(GOOD_ANSWER))
+
+    plan = assert_valid(make_writer(fake).write(facts(5), all_chunks()))
+
+    assert plan["plan_source"] == "openai"
+    second = fake.chat_requests()[1].body
+    assert "max_tokens" not in second
+    assert second["max_completion_tokens"] == 1200
+
+
+def test_a_request_refused_for_good_falls_back(fake):
+    fake.script(*[Reply.error(400, "model 'fake-model' does not exist")] * 2)
+
+    plan = assert_valid(make_writer(fake).write(facts(5), all_chunks()))
+
+    assert plan["plan_source"] == "offline"
+    assert "request refused: HTTP 400" in plan["fallback_reason"]
+    assert len(fake.chat_requests()) == 1
+
+
 def test_nothing_listening_falls_back_with_a_clear_reason():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

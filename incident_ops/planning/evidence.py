@@ -191,8 +191,11 @@ def _assess_deployments(evidence: Evidence, recent: list[dict],
     at = parse_time(latest.get("at"), "event")
     if at is not None and detected is not None:
         evidence.minutes_before = max(0.0, (detected - at).total_seconds() / 60)
-    when = (f"{evidence.minutes_before:.0f} min before detection"
-            if evidence.minutes_before is not None else f"at {latest.get('at')}")
+    when = f"at {latest.get('at')}"
+    if evidence.minutes_before is not None:
+        when = (f"{evidence.minutes_before:.0f} min before detection"
+                if evidence.minutes_before >= 1 else
+                f"{evidence.minutes_before * 60:.0f} s before detection")
     evidence.record(
         "deployment",
         f"deployment '{latest.get('description', 'unnamed')}' {when}", True)

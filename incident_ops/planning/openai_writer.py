@@ -37,8 +37,9 @@ BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 4.0
 
 # Options some OpenAI-compatible servers reject with a 400 that names them;
-# the request is then repeated without the option.
-OPTIONAL_PARAMS = ("response_format", "temperature")
+# the request is then repeated without the option (``max_tokens``: under
+# its newer name, ``max_completion_tokens``).
+REFUSABLE_PARAMS = ("response_format", "temperature", "max_tokens")
 
 
 class ModelCallFailed(Exception):
@@ -178,6 +179,9 @@ class OpenAIWriter:
             "temperature": 0,
             "response_format": {"type": "json_object"},
         }
+        if "max_tokens" in self._refused_params:
+            # OpenAI's reasoning models take the newer name for the same cap.
+            request["max_completion_tokens"] = request.pop("max_tokens")
         for name in self._refused_params:
             request.pop(name, None)
         return request
@@ -185,7 +189,7 @@ class OpenAIWriter:
     def _drop_refused_param(self, error: openai.BadRequestError) -> bool:
         """Forget an optional request field the server named in its 400."""
         message = str(error).lower()
-        for name in OPTIONAL_PARAMS:
+        for name in REFUSABLE_PARAMS:
             if name in message and name not in self._refused_params:
                 log.info("%s refuses %s; asking without it", self.settings.model, name)
                 self._refused_params.add(name)
