@@ -78,12 +78,13 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"no database folder {database}; start the server "
                             "first with ./start_server.sh")
         with Store.open(args.db) as store:
+            # Ready before the lock is ours, so a standby takes over at once.
+            advisor = Advisor(store)
             lock = commander_lock(database)
             if not wait_for_leadership(lock, store, stop, say):
                 return 0
             try:
                 log.info("active commander (holding %s)", lock.lock_file)
-                advisor = Advisor(store)
                 store.deadline = min(store.deadline, LOOP_STORE_DEADLINE_S)
                 return Commander(store, advisor, settings, stop, say=say).run()
             finally:
