@@ -19,7 +19,7 @@ from incident_ops.planning.plan import PlanAction
 from incident_ops.planning.steps import ROLE_ACTION, ROLE_VERIFY, extract_steps
 from incident_ops.retrieval import Context
 from indexed_server import indexed_runbooks_server
-from plan_cases import DETECTED_AT, all_chunks, context, facts
+from plan_cases import DETECTED_AT, all_chunks, facts
 
 
 def write(incident: IncidentFacts, ctx: Context | None = None) -> dict:

@@ -38,6 +38,9 @@ CLOCK_SLACK = timedelta(seconds=60)
 # The two topics every incident here has: it was detected on them.
 SYMPTOMS = ("latency", "errors")
 
+# Known shortcoming: this vocabulary is English SRE wording. A runbook whose
+# title uses other words is judged by its text alone, and a step condition in
+# other words counts as unknown; widen these patterns when such runbooks come.
 TOPIC_PATTERNS = {
     "latency": r"latenc|\bslow|\bp99\b|response time|timeouts?\b",
     "errors": r"\berrors?\b|\b5xx\b|\b50[0-4]\b|failures?\b|exceptions?\b",
@@ -77,6 +80,9 @@ SIGNAL_RULES = {
         "database", 85, 50, "database connection pool at {value:g} % of its limit"),
     "db_query_p99_ms": SignalRule(
         "database", 500, 50, "database query p99 at {value:g} ms"),
+    # Known shortcoming: one reading of the level is weak evidence of a leak
+    # (the growth rate below is better), but the simulated service reports
+    # only the level, about 70 % when its leak breaches the alert.
     "memory_pct": SignalRule(
         "memory", 70, 55, "service memory at {value:g} % of its limit"),
     "memory_growth_pct_per_hour": SignalRule(

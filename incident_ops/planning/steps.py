@@ -40,6 +40,8 @@ _IMPERATIVE_VERBS = re.compile(
     r"reset|trip|isolate|evict|move|migrate|rebuild|restore|open|record|keep)\b",
     re.IGNORECASE)
 
+# Known shortcoming: only a leading condition is split off; in "Scale out if
+# CPU is pinned" the condition stays in the action text and is not weighed.
 _CONDITION = re.compile(
     r"^(?:if|when|whenever|in case|should|once)\b(?P<condition>[^,:;]+?),\s*"
     r"(?:then\s+)?(?P<action>.+)$", re.IGNORECASE | re.DOTALL)
