@@ -36,6 +36,10 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)",
                            re.DOTALL)
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
+_SHORTCODE = re.compile(r"\{\{[<%].*?[>%]\}\}", re.DOTALL)
+_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_URL = re.compile(r"<?\b(?:https?|ftp)://[^\s)>]+>?")
+_HTML_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 
 
 @dataclass(frozen=True)
@@ -116,14 +120,25 @@ def split_front_matter(text: str) -> tuple[dict, str]:
     return metadata, rest
 
 
-def embedding_text(title: str, heading: str, text: str) -> str:
+def search_text(title: str, heading: str, text: str) -> str:
     """What the embedder and the keyword index see for one chunk.
 
     The title and heading path go first: they name the situation the
-    chunk answers, which its own words often leave implicit.
+    chunk answers, which its own words often leave implicit. Link targets,
+    bare URLs, site-generator shortcodes and HTML tags are left out: their
+    words ("docs", "cluster", another runbook's file name) describe where a
+    link points, not what the chunk says.
     """
     label = HEADING_SEPARATOR.join(part for part in (title, heading) if part)
-    return f"{label}\n{text}"
+    return f"{label}\n{strip_markup(text)}"
+
+
+def strip_markup(text: str) -> str:
+    """``text`` without link targets, URLs, shortcodes and HTML tags."""
+    text = _SHORTCODE.sub(" ", text)
+    text = _LINK.sub(r"\1", text)
+    text = _URL.sub(" ", text)
+    return _HTML_TAG.sub(" ", text)
 
 
 # -- sections ---------------------------------------------------------------

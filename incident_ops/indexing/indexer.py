@@ -19,7 +19,7 @@ import numpy as np
 
 from incident_ops import keys
 from incident_ops.indexing import records
-from incident_ops.indexing.chunking import ParsedDocument, chunk_document, embedding_text
+from incident_ops.indexing.chunking import ParsedDocument, chunk_document, search_text
 from incident_ops.indexing.embedder import Embedder, get_embedder
 from incident_ops.indexing.sources import (
     SkipFile,
@@ -175,10 +175,17 @@ class Indexer:
         return summary
 
     def _embedder_changed(self, manifest: dict) -> bool:
+        """True when the stored vectors cannot be kept: other embedder or format."""
+        if not manifest.get("docs"):
+            return False
         previous = manifest.get("embedder")
-        if previous and manifest.get("docs") and previous != self.embedder.name:
+        if previous != self.embedder.name:
             log.info("index was built with embedder %s; re-embedding every "
                      "runbook with %s", previous, self.embedder.name)
+            return True
+        if manifest.get("format") != records.INDEX_FORMAT:
+            log.info("index has format %s, this indexer writes %d; rebuilding "
+                     "every runbook", manifest.get("format"), records.INDEX_FORMAT)
             return True
         return False
 
@@ -231,6 +238,7 @@ class Indexer:
                 and record.get("sha256") == build.sha256
                 and record.get("embedder") == self.embedder.name
                 and record.get("dim") == self.embedder.dim
+                and record.get("format") == records.INDEX_FORMAT
             ):
                 build.record = {
                     **record,
@@ -269,10 +277,10 @@ class Indexer:
         return written
 
     def _embed(self, build: _Build, advance) -> np.ndarray | None:
-        """Vectors for every chunk of ``build``; None when told to stop."""
+        """The title's vector, then one per chunk; None when told to stop."""
         title = build.parsed.title
-        texts = [embedding_text(title, c.heading, c.text) for c in build.parsed.chunks]
-        parts = []
+        texts = [search_text(title, c.heading, c.text) for c in build.parsed.chunks]
+        parts = [self.embedder.embed([title])]
         for start in range(0, len(texts), EMBED_SLICE):
             if self.stop.is_set():
                 return None
@@ -282,8 +290,10 @@ class Indexer:
         return np.vstack(parts)
 
     def _record(self, build: _Build, vectors: np.ndarray) -> dict:
+        """The document record; ``vectors`` is the title's row, then the chunks'."""
         document_id = records.doc_id(build.file.source)
         return {
+            "format": records.INDEX_FORMAT,
             "doc_id": document_id,
             "source": build.file.source,
             "title": build.parsed.title,
@@ -300,7 +310,8 @@ class Indexer:
                 }
                 for n, chunk in enumerate(build.parsed.chunks)
             ],
-            "vectors": records.encode_vectors(vectors),
+            "vectors": records.encode_vectors(vectors[1:]),
+            "title_vector": records.encode_vectors(vectors[:1]),
         }
 
     def _put_record(self, build: _Build, record: dict,
@@ -324,6 +335,7 @@ class Indexer:
         version = int(previous.get("version", 0)) + 1
         manifest = {
             "version": version,
+            "format": records.INDEX_FORMAT,
             "embedder": self.embedder.name,
             "dim": self.embedder.dim,
             "updated_at": records.now_iso(),

@@ -2,12 +2,13 @@
 
 Two key families (see ``incident_ops.keys``):
 
-- ``runbooks/index``: the manifest, ``{"version", "embedder", "dim",
-  "updated_at", "root", "docs": {doc_id: {"source", "sha256", "title",
-  "chunks"}}}``. ``version`` grows by one after every pass that changed
-  something; readers refresh when it moves.
-- ``runbooks/docs/<doc_id>``: one record per document with its chunks and
-  their vectors (base64 of little-endian float32, one row per chunk).
+- ``runbooks/index``: the manifest, ``{"version", "format", "embedder",
+  "dim", "updated_at", "root", "docs": {doc_id: {"source", "sha256",
+  "title", "chunks"}}}``. ``version`` grows by one after every pass that
+  changed something; readers refresh when it moves.
+- ``runbooks/docs/<doc_id>``: one record per document with its chunks,
+  their vectors (base64 of little-endian float32, one row per chunk) and
+  the vector of its title (``title_vector``, one row).
 
 With no transactions in the engine, the writer puts document records
 before the manifest that names them, and drops a document from the
@@ -24,6 +25,10 @@ import numpy as np
 from incident_ops import keys
 
 VECTOR_DTYPE = np.dtype("<f4")
+
+# Bumped whenever chunking or the record shape changes, so that the
+# indexer rebuilds records that an older version wrote.
+INDEX_FORMAT = 2
 
 
 def doc_id(source: str) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 from incident_ops import keys
 from incident_ops.errors import UserError
 from incident_ops.indexing import records
-from incident_ops.indexing.chunking import embedding_text
+from incident_ops.indexing.chunking import search_text
 from incident_ops.retrieval.keyword import KeywordIndex
 from incident_ops.store import Store
 
@@ -48,7 +48,9 @@ class SearchIndex:
 
         self.chunks: list[IndexedChunk] = []
         blocks = []
-        for doc in documents:
+        chunk_docs = []
+        for position, doc in enumerate(documents):
+            chunk_docs.extend([position] * len(doc["chunks"]))
             for chunk in doc["chunks"]:
                 self.chunks.append(IndexedChunk(
                     chunk_id=chunk["chunk_id"], doc_id=doc["doc_id"],
@@ -60,8 +62,14 @@ class SearchIndex:
         self.vectors = (
             np.vstack(blocks) if blocks else np.zeros((0, self.dim), np.float32)
         )
+        # One title vector per document, and each chunk's document position.
+        self.title_vectors = (
+            np.vstack([doc["_title_vector"] for doc in documents])
+            if documents else np.zeros((0, self.dim), np.float32)
+        )
+        self.chunk_docs = np.array(chunk_docs, dtype=np.int64)
         self.keywords = KeywordIndex([
-            embedding_text(c.title, c.heading, c.text) for c in self.chunks
+            search_text(c.title, c.heading, c.text) for c in self.chunks
         ])
 
     def __len__(self) -> int:
@@ -112,6 +120,11 @@ def _read_document(store: Store, document_id: str, manifest: dict) -> dict | Non
     if record is None:
         log.warning("runbook record %s is missing; searching without it", document_id)
         return None
+    if record.get("format") != records.INDEX_FORMAT:
+        log.warning("runbook record %s has format %s, not %d; searching without "
+                    "it until the indexer rewrites it", document_id,
+                    record.get("format"), records.INDEX_FORMAT)
+        return None
     if record.get("embedder") != manifest.get("embedder"):
         log.warning("runbook %s was embedded with %s, the index with %s; "
                     "searching without it until the indexer catches up",
@@ -120,7 +133,9 @@ def _read_document(store: Store, document_id: str, manifest: dict) -> dict | Non
         return None
     try:
         vectors = records.decode_vectors(record["vectors"], int(manifest["dim"]))
-    except (KeyError, ValueError) as error:
+        title_vector = records.decode_vectors(record["title_vector"],
+                                              int(manifest["dim"]))
+    except (KeyError, ValueError, TypeError) as error:
         log.warning("runbook record %s is damaged (%s); searching without it",
                     document_id, error)
         return None
@@ -129,4 +144,5 @@ def _read_document(store: Store, document_id: str, manifest: dict) -> dict | Non
                     document_id, len(vectors), len(record["chunks"]))
         return None
     record["_vectors"] = vectors
+    record["_title_vector"] = title_vector[0]
     return record
