@@ -214,7 +214,8 @@ class Collector:
     def _store(self, tick: PendingTick) -> None:
         moment = datetime.fromisoformat(tick.sample.at)
         for event in tick.events:
-            details = {k: v for k, v in event.items() if k not in ("kind", "description")}
+            details = {key: value for key, value in event.items()
+                       if key not in ("kind", "description")}
             record_event(self.store, moment, event["kind"], event["description"],
                          **details)
         if tick.source_state is not None:

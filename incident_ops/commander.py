@@ -159,7 +159,8 @@ class Commander:
 
     def _consume(self, samples: list[Sample]) -> None:
         now = self.clock()
-        fresh_new = [s for s in samples if self.last_seq is None or s.seq > self.last_seq]
+        fresh_new = [s for s in samples
+                     if self.last_seq is None or s.seq > self.last_seq]
 
         if not fresh_new:
             newest = samples[-1] if samples else None
@@ -409,7 +410,8 @@ class Commander:
             else:
                 self._request(incident, current)
         elif status == incidents.AWAITING_APPROVAL:
-            approval = self.store.get(f"{keys.APPROVALS}{incident['id']}/{current['seq']}")
+            approval_key = f"{keys.APPROVALS}{incident['id']}/{current['seq']}"
+            approval = self.store.get(approval_key)
             if approval is not None:
                 self._request(incident, current, approved=approval)
         elif status == incidents.REQUESTED:
@@ -424,10 +426,12 @@ class Commander:
                  f"({action['text']}). Approve with: python -m incident_ops approve "
                  f"{incident['id']}")
 
-    def _request(self, incident: dict, action: dict, approved: dict | None = None) -> None:
+    def _request(self, incident: dict, action: dict,
+                 approved: dict | None = None) -> None:
         now = self.clock()
         request = action_requests.write_request(
-            self.store, incident["id"], action["seq"], action["kind"], action["text"], now)
+            self.store, incident["id"], action["seq"], action["kind"], action["text"],
+            now)
         fields = {"status": incidents.REQUESTED, "request_id": request["request_id"],
                   "requested_at": request["requested_at"]}
         if approved is not None:

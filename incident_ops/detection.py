@@ -18,6 +18,8 @@ import argparse
 from dataclasses import dataclass, replace
 from enum import Enum
 
+Step = tuple["Detector", "Change | None"]
+
 
 class Verdict(Enum):
     BREACH = "breach"
@@ -68,7 +70,8 @@ def classify(
     """Where one sample falls against the rules."""
     if stale or latency_p99_ms is None or error_rate_pct is None:
         return Verdict.NO_DATA
-    if latency_p99_ms > rules.trigger_p99_ms and error_rate_pct > rules.trigger_error_pct:
+    if (latency_p99_ms > rules.trigger_p99_ms
+            and error_rate_pct > rules.trigger_error_pct):
         return Verdict.BREACH
     if latency_p99_ms < rules.clear_p99_ms and error_rate_pct < rules.clear_error_pct:
         return Verdict.HEALTHY
@@ -90,13 +93,13 @@ class Detector:
     clear_streak: int = 0
     breach_start: int | None = None
 
-    def observe(self, verdict: Verdict, position: int = 0) -> tuple["Detector", Change | None]:
+    def observe(self, verdict: Verdict, position: int = 0) -> Step:
         """The detector after one more sample, and the change it decided."""
         if self.active:
             return self._observe_active(verdict)
         return self._observe_quiet(verdict, position)
 
-    def _observe_quiet(self, verdict: Verdict, position: int) -> tuple["Detector", Change | None]:
+    def _observe_quiet(self, verdict: Verdict, position: int) -> Step:
         if verdict is not Verdict.BREACH:
             return replace(self, breach_streak=0, breach_start=None), None
 
@@ -108,7 +111,7 @@ class Detector:
                          breach_start=start)
         return opened, Change.OPEN
 
-    def _observe_active(self, verdict: Verdict) -> tuple["Detector", Change | None]:
+    def _observe_active(self, verdict: Verdict) -> Step:
         if verdict is not Verdict.HEALTHY:
             return replace(self, clear_streak=0), None
 

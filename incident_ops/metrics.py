@@ -15,7 +15,9 @@ METRIC_FIELDS = ("latency_p99_ms", "error_rate_pct", "cpu_pct")
 
 # The largest value each metric can really take; above it the reading is
 # broken, not extreme.
-UPPER_BOUNDS = {"latency_p99_ms": math.inf, "error_rate_pct": 100.0, "cpu_pct": math.inf}
+UPPER_BOUNDS = {
+    "latency_p99_ms": math.inf, "error_rate_pct": 100.0, "cpu_pct": math.inf,
+}
 
 UNITS = {"latency_p99_ms": "ms", "error_rate_pct": "%", "cpu_pct": "%"}
 

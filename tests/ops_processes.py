@@ -7,11 +7,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import PROJECT_ROOT, python_command
-
 from incident_ops import incidents
 from incident_ops.metrics import now_utc
 from incident_ops.store import Store
+from tests.conftest import PROJECT_ROOT, python_command
 
 
 def wait_until(condition: Callable[[], object], timeout: float, what: str,

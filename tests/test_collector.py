@@ -148,7 +148,8 @@ def test_server_restart_loses_no_sample(toondb, tmp_path):
         wait_until(lambda: latest_seq(store) >= before + 5, 60, "samples after")
     assert collector.stop() == 0
 
-    printed = [line for line in collector.output().splitlines() if "Latency P99" in line]
+    printed = [line for line in collector.output().splitlines()
+               if "Latency P99" in line]
     with toondb.store() as store:
         stored = history(store, started)
     seqs = [s.seq for s in stored]

@@ -102,7 +102,8 @@ def test_a_useless_action_is_followed_by_the_cure(world):
     kinds = [(a["kind"], a["status"], a.get("helped")) for a in resolved["actions"]]
     assert kinds == [("scale_out", "no_effect", None),
                      ("rollback_deployment", "applied", True)]
-    assert [s["state"] for s in resolved["history"]] == ["OPEN", "MITIGATING", "RESOLVED"]
+    states = [s["state"] for s in resolved["history"]]
+    assert states == ["OPEN", "MITIGATING", "RESOLVED"]
     assert resolved["recovery"]["latency_p99_ms"] < 800
 
     facts = advisor.facts[0]
@@ -170,8 +171,10 @@ def test_require_approval_waits_for_the_approve_command(world, toondb):
 def test_failed_planning_escalates_and_recovery_still_resolves(world, tmp_path):
     series = tmp_path / "series.csv"
     rows = [(1500, 9)] * 4 + [(1100, 6)] * 6 + [(300, 1)] * 6
-    series.write_text("timestamp,latency_p99_ms,error_rate_pct,cpu_pct\n" + "".join(
-        f"2026-01-04T18:00:{i:02d},{p99},{err},50\n" for i, (p99, err) in enumerate(rows)))
+    lines = [f"2026-01-04T18:00:{i:02d},{p99},{err},50"
+             for i, (p99, err) in enumerate(rows)]
+    series.write_text("timestamp,latency_p99_ms,error_rate_pct,cpu_pct\n"
+                      + "\n".join(lines) + "\n")
     advisor = ScriptedAdvisor([], fail_with=RuntimeError("writer exploded"))
     commander, collector, store = world(advisor, ["--source", f"replay:{series}"])
 

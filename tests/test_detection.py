@@ -65,7 +65,7 @@ def test_zero_traffic_breaks_the_streak_and_is_not_healthy(tmp_path):
     assert detect(write_series(tmp_path, rows)) == []
 
     # Inside an incident, zero-traffic rows do not count towards clearing.
-    rows = [BREACH] * 3 + [HEALTHY, HEALTHY, zero, HEALTHY, HEALTHY, zero] + [HEALTHY] * 3
+    rows = [BREACH] * 3 + [HEALTHY, HEALTHY, zero] * 2 + [HEALTHY] * 3
     episodes = detect(write_series(tmp_path, rows, "inside.csv"))
     assert [(e["opened_index"], e["resolved_index"]) for e in episodes] == [(2, 11)]
 

@@ -18,8 +18,10 @@ def opened(incident_id="INC-20260104-180000"):
 
 def test_states_advance_in_order_with_history():
     incident = opened()
-    incident = incidents.transition(incident, incidents.MITIGATING, T0 + timedelta(seconds=2))
-    incident = incidents.transition(incident, incidents.RESOLVED, T0 + timedelta(seconds=9))
+    incident = incidents.transition(incident, incidents.MITIGATING,
+                                    T0 + timedelta(seconds=2))
+    incident = incidents.transition(incident, incidents.RESOLVED,
+                                    T0 + timedelta(seconds=9))
 
     assert [step["state"] for step in incident["history"]] == [
         "OPEN", "MITIGATING", "RESOLVED"]

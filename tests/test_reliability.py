@@ -79,8 +79,12 @@ def test_two_commanders_one_incident_and_the_standby_takes_over(indexed, procs):
     second = procs("commander2", "process_c_commander.py", *POLL, env=env)
     wait_until(lambda: "standby:" in first.output() + second.output(), TIMEOUT,
                "one commander to be a standby")
-    active, standby = (second, first) if "standby:" in first.output() else (first, second)
-    assert f"standby: another commander is active (pid {active.pid})" in standby.output()
+    if "standby:" in first.output():
+        active, standby = second, first
+    else:
+        active, standby = first, second
+    expected = f"standby: another commander is active (pid {active.pid})"
+    assert expected in standby.output()
     procs("collector", "process_a_collector.py", *INTERVAL, env=env)
 
     with indexed.store() as store:
