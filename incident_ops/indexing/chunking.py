@@ -262,12 +262,25 @@ def _line_units(line: str, max_tokens: int) -> list[tuple[str, int]]:
         if sentence_tokens <= max_tokens:
             units.append((sentence, sentence_tokens))
             continue
-        words = sentence.split()
-        step = max(1, max_tokens // 2)
-        for start in range(0, len(words), step):
-            part = " ".join(words[start:start + step])
-            units.append((part, count_tokens(part) + 1))
+        units.extend(_word_runs(sentence.split(), max(1, max_tokens // 2)))
     return units
+
+
+def _word_runs(words: list[str], limit: int) -> list[tuple[str, int]]:
+    """Consecutive words grouped into runs of at most ``limit`` tokens."""
+    runs = []
+    current: list[str] = []
+    size = 0
+    for word in words:
+        tokens = count_tokens(" " + word)
+        if current and size + tokens > limit:
+            runs.append((" ".join(current), size + 1))
+            current, size = [], 0
+        current.append(word)
+        size += tokens
+    if current:
+        runs.append((" ".join(current), size + 1))
+    return runs
 
 
 def _tail(units: list[tuple[str, int]], overlap: int) -> list[tuple[str, int]]:
