@@ -63,9 +63,9 @@ class Supervisor:
 
     # -- children ----------------------------------------------------------
 
-    def start(self, name: str, command: list[str], expected_exit: bool = False,
-              extra_env: dict[str, str] | None = None) -> Child:
-        env = dict(self.env, PYTHONUNBUFFERED="1", **(extra_env or {}))
+    def start(self, name: str, command: list[str],
+              expected_exit: bool = False) -> Child:
+        env = dict(self.env, PYTHONUNBUFFERED="1", OPS_SUPERVISED="1")
         process = subprocess.Popen(
             command, cwd=self.cwd, env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
