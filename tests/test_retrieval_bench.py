@@ -1,12 +1,15 @@
 """The retrieval benchmark's own logic: queries, ground truth and metrics."""
 
+import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
 
 from bench import retrieval_bench as bench
 from bench.retrieval_bench import AlertQuery, ModeResult
+from tests.conftest import run_project
 
 RULES = """\
 apiVersion: monitoring.coreos.com/v1
@@ -32,7 +35,8 @@ spec:
     - alert: ClockSkew
       annotations:
         summary: Clock skew of {{ printf "%.4g" $value }} seconds.
-        description: Skew on {{ $labels.instance }} for {{ "43200" | humanizeDuration }}.
+        description: Skew on {{ $labels.instance }} for
+          {{ "43200" | humanizeDuration }}.
         runbook_url: https://runbooks.example.org/runbooks/node/ClockSkew/
 """
 
@@ -183,3 +187,109 @@ def test_the_embedding_rate_comes_from_the_indexers_summary_line():
 
     assert bench.embedding_rate(output) == pytest.approx(20.0)
     assert bench.embedding_rate("indexer said nothing useful") is None
+
+
+TINY_RUNBOOKS = {
+    "tls/CertificateExpiring.md": """\
+# CertificateExpiring
+
+## Meaning
+
+A TLS certificate served by an ingress expires within days.
+
+## Mitigation
+
+Renew the certificate with the issuer and reload the ingress controller.
+""",
+    "queues/ConsumerLagGrowing.md": """\
+# ConsumerLagGrowing
+
+## Meaning
+
+Message queue consumers fall behind: the backlog of unacknowledged
+messages keeps growing.
+
+## Mitigation
+
+Scale out the consumer group and look for a poison message.
+""",
+    "dns/ResolverTimeouts.md": """\
+# ResolverTimeouts
+
+## Meaning
+
+DNS lookups from pods time out; services cannot resolve each other.
+
+## Mitigation
+
+Restart the DNS resolver pods and check their upstream servers.
+""",
+}
+
+TINY_RULES = """\
+spec:
+  groups:
+  - name: tiny
+    rules:
+    - alert: CertificateExpiring
+      annotations:
+        summary: TLS certificate expires soon.
+        description: The certificate on {{ $labels.ingress }} expires in
+          {{ $value | humanizeDuration }}.
+        runbook_url: https://example.org/runbooks/tls/certificateexpiring
+    - alert: ConsumerLagGrowing
+      annotations:
+        summary: Queue consumers are falling behind.
+        description: Backlog of {{ $value }} unacknowledged messages on
+          {{ $labels.queue }}.
+        runbook_url: https://example.org/runbooks/queues/consumerlaggrowing
+    - alert: ResolverTimeouts
+      annotations:
+        summary: DNS lookups time out.
+        description: Pods in {{ $labels.namespace }} cannot resolve service names.
+        runbook_url: https://example.org/runbooks/dns/resolvertimeouts
+    - alert: DiskSlow
+      annotations:
+        summary: Disk is slow.
+        runbook_url: https://example.org/runbooks/node/diskslow
+"""
+
+
+def _bench_servers() -> set[int]:
+    """Pids of ToonDB servers whose database lies in a benchmark folder."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"sochdb-server" in argv and b"/tmp/ops-bench-" in argv:
+            pids.add(int(entry.name))
+    return pids
+
+
+def test_the_benchmark_runs_end_to_end_on_a_tiny_corpus(tmp_path: Path):
+    runbooks, alerts = tmp_path / "runbooks", tmp_path / "alerts"
+    for relative, text in TINY_RUNBOOKS.items():
+        (runbooks / relative).parent.mkdir(parents=True, exist_ok=True)
+        (runbooks / relative).write_text(text)
+    alerts.mkdir()
+    (alerts / "tiny-prometheusRule.yaml").write_text(TINY_RULES)
+    out = tmp_path / "results.json"
+    servers_before = _bench_servers()
+
+    result = run_project(
+        ["bench/retrieval_bench.py", "--runbooks", str(runbooks),
+         "--alerts", str(alerts), "--warmup", "1", "--misses", "--out", str(out)],
+        env={**os.environ, "ORT_DISABLE_TELEMETRY": "1"}, timeout=180,
+    )
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["corpus"]["indexing"]["documents"] == 3
+    assert report["corpus"]["queries"] == {"answerable": 3, "runbook_not_indexed": 1}
+    for mode in ("hybrid", "keyword"):
+        assert report["corpus"]["modes"][mode]["recall@1"] == 1.0, report
+    assert report["corpus"]["modes"]["vector"]["mrr"] > 0.5
+    assert "| hybrid | 1.00 |" in result.stdout
+    assert _bench_servers() - servers_before == set()
