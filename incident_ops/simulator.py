@@ -121,7 +121,7 @@ class ServiceModel:
         for fault in cured:
             del self.faults[fault]
         if cured:
-            return f"removed the cause ({', '.join(cured)})"
+            return f"removed the cause: {', '.join(cured)}"
         if kind in RELIEF and kind not in self.relief:
             self.relief.append(kind)
             return f"relieved {RELIEF[kind]:.0%} of the load"

@@ -4,7 +4,12 @@ import signal
 from datetime import UTC, datetime, timedelta
 
 from incident_ops import action_requests, keys
-from incident_ops.metric_log import read_history_bucket, read_latest
+from incident_ops.metric_log import (
+    history_bucket,
+    prune_history,
+    read_history_bucket,
+    read_latest,
+)
 from incident_ops.simulator import DEPLOY_AT, ServiceModel
 from tests.ops_processes import Proc, wait_until
 
@@ -157,3 +162,24 @@ def test_server_restart_loses_no_sample(toondb, tmp_path):
     # Every sample the collector printed (it prints only once stored) is there.
     assert len(printed) <= len(stored)
     assert collector.errors().count("ToonDB server unreachable") == 1
+
+
+def test_history_retention_deletes_whole_expired_buckets(toondb):
+    now = datetime(2026, 1, 4, 18, 0, 30, tzinfo=UTC)
+    keep = timedelta(minutes=10)
+    with toondb.store() as store:
+        # A fresh database: the first call only sets the watermark.
+        assert prune_history(store, now - timedelta(minutes=5), keep) == 0
+        for minutes_ago in (16, 14, 12, 11, 10, 9, 1):
+            moment = now - timedelta(minutes=minutes_ago)
+            store.put(f"{keys.METRICS_HISTORY}{history_bucket(moment)}/1", {"x": 1})
+
+        deleted = prune_history(store, now, keep)
+        left = sorted(store.scan("metrics/hist/"))
+
+    # The watermark was set at 17:45:30: minute 16 lies before it and is
+    # not looked at again. Minutes 14, 12 and 11 ended before 17:50:30; the
+    # bucket holding minute 10 (17:50) ends after it and stays.
+    assert deleted == 3
+    assert left == [f"metrics/hist/{history_bucket(now - timedelta(minutes=m))}/1"
+                    for m in (16, 10, 9, 1)]
