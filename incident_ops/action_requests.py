@@ -15,7 +15,8 @@ from incident_ops.metrics import iso
 from incident_ops.store import Store
 
 APPLIED = "applied"
-NOT_APPLIED = "not_applied"
+UNKNOWN_KIND = "unknown_kind"      # not an action of the catalog
+NOT_APPLIED = "not_applied"        # this source cannot act (a replay)
 
 # A request older than this is not acted on any more; it bounds the scan to
 # today's and yesterday's bucket.

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from incident_ops import action_requests, keys
+from incident_ops.actions import is_known
 from incident_ops.events import prune_events, record_event
 from incident_ops.lifecycle import OutageLog, StopFlag
 from incident_ops.metric_log import (
@@ -58,6 +59,9 @@ class SimulatedSource:
         return Reading(values=values, signals=signals, events=events)
 
     def apply(self, request: dict) -> tuple[str, str]:
+        if not is_known(request["kind"]):
+            return (action_requests.UNKNOWN_KIND,
+                    f"{request['kind']!r} is not in the action catalog")
         detail = self.model.apply(request["kind"], request["request_id"])
         return action_requests.APPLIED, detail
 

@@ -76,10 +76,11 @@ def test_requested_actions_are_applied_and_recorded(toondb, tmp_path):
     assert collector.stop(signal.SIGTERM) == 0
 
     assert first["outcome"] == "applied" and "bad_deploy" in first["detail"]
-    assert second["outcome"] == "applied"
-    assert second["detail"] == "no effect on this service"
+    assert second["outcome"] == "unknown_kind"
+    assert second["detail"] == "'reboot_the_moon' is not in the action catalog"
     assert recovered
     assert "Applied rollback_deployment for INC-20260104-180000" in collector.output()
+    assert "Did not apply reboot_the_moon" in collector.output()
 
 
 def test_replay_records_invalid_values_as_missing(toondb, tmp_path):
