@@ -488,7 +488,10 @@ def measure_corpus(args: argparse.Namespace, runbooks: Path,
         queries, dropped = answerable(all_queries, run.sources)
         if not queries:
             raise SystemExit("no alert's runbook is in the indexed corpus")
+        # Latency depends on what else the machine runs; keep that with it.
+        load_before = os.getloadavg()[0]
         startup, results = evaluate(paths, queries, args)
+        load_after = os.getloadavg()[0]
 
     return {
         "indexing": {
@@ -504,6 +507,7 @@ def measure_corpus(args: argparse.Namespace, runbooks: Path,
         },
         "queries": {"answerable": len(queries), "runbook_not_indexed": len(dropped)},
         **startup,
+        "load_average_1min": [round(load_before, 2), round(load_after, 2)],
         "modes": {mode: result.summary() for mode, result in results.items()},
         "_queries": queries,
         "_results": results,
@@ -524,7 +528,9 @@ def print_report(report: dict, misses: list[dict] | None) -> None:
           + (f" (the indexer's own pass: {rate} chunks/s)" if rate else "")
           + f"; embedder {index['embedder']} ({index['dim']} dims). "
           f"Reader start-up: index load {base['index_load_s']} s, first query "
-          f"{base['first_query_s']} s (embedder cold start).")
+          f"{base['first_query_s']} s (embedder cold start). Load average while "
+          f"querying: {' -> '.join(map(str, base['load_average_1min']))} "
+          f"on {os.cpu_count()} cores.")
 
     scale = report.get("scale")
     if scale:
@@ -532,7 +538,8 @@ def print_report(report: dict, misses: list[dict] | None) -> None:
         print(f"\nAt scale: {index['chunks']} chunks ({scale['copies']} copies), "
               f"indexed in {index['seconds']} s ({index['chunks_per_s']} chunks/s); "
               f"index load {scale['index_load_s']} s, first query "
-              f"{scale['first_query_s']} s\n")
+              f"{scale['first_query_s']} s; load average while querying "
+              f"{' -> '.join(map(str, scale['load_average_1min']))}\n")
         print(markdown_table(scale["modes"]))
 
     if misses is not None:
