@@ -22,6 +22,7 @@ SIMULATOR_STATE = "simulator/state"               # the simulated service, resum
 # indexer
 RUNBOOK_INDEX = "runbooks/index"                  # manifest + index version
 RUNBOOK_DOCS = "runbooks/docs/"                   # + <doc id>: chunks, vectors
+RUNBOOK_VERSION = "runbooks/version"              # the version alone, for polling
 
 # commander
 INCIDENTS = "incidents/"                          # + <YYYYMM>/<incident id>: record

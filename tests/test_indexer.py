@@ -198,12 +198,12 @@ def test_interrupted_first_pass_is_resumed(toondb, folder):
             f"# Runbook {n}\n\n## Symptoms\n\nService {n} is slow.\n\n"
             f"## Mitigation\n\nScale out service {n} and check its database.\n")
     process = subprocess.Popen(
-        python_command("process_b_indexer.py", "--once", "--runbooks", str(folder)),
+        python_command("process_b_indexer.py", "--once", "--verbose",
+                       "--runbooks", str(folder)),
         cwd=PROJECT_ROOT, env=toondb.env(), stderr=subprocess.PIPE, text=True,
     )
     log = _LogReader(process)
-    log.wait_for("embedding", timeout=60)
-    time.sleep(0.3)
+    log.wait_for("stored runbook-", timeout=60)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=30) == 0
 

@@ -322,6 +322,7 @@ class Indexer:
             log.error("failed to store %s: %s", build.file.source, error)
             summary.failed += 1
             return {}
+        log.debug("stored %s (%d chunks)", record["source"], len(record["chunks"]))
         return {
             record["doc_id"]: {
                 "source": record["source"],
@@ -343,6 +344,11 @@ class Indexer:
             "docs": docs,
         }
         self.store.put(keys.RUNBOOK_INDEX, manifest)
+        self.store.put(keys.RUNBOOK_VERSION, {
+            "version": version,
+            "updated_at": manifest["updated_at"],
+            "embedder": manifest["embedder"],
+        })
         return manifest
 
     def _use_progress_bar(self) -> bool:

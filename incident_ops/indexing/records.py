@@ -1,19 +1,23 @@
 """The stored shape of the runbook index, shared by its writer and readers.
 
-Two key families (see ``incident_ops.keys``):
+Three key families (see ``incident_ops.keys``):
 
 - ``runbooks/index``: the manifest, ``{"version", "format", "embedder",
   "dim", "updated_at", "root", "docs": {doc_id: {"source", "sha256",
   "title", "chunks"}}}``. ``version`` grows by one after every pass that
   changed something; readers refresh when it moves.
+- ``runbooks/version``: the manifest's version, time and embedder alone,
+  written after it, so that readers can check for a new index with a tiny
+  read per query.
 - ``runbooks/docs/<doc_id>``: one record per document with its chunks,
   their vectors (base64 of little-endian float32, one row per chunk) and
   the vector of its title (``title_vector``, one row).
 
 With no transactions in the engine, the writer puts document records
-before the manifest that names them, and drops a document from the
-manifest before deleting its record; readers skip a record that is
-missing or that does not match the manifest's embedder.
+before the manifest that names them (and the version key after it), and
+drops a document from the manifest before deleting its record; readers
+skip a record that is missing or that does not match the manifest's
+embedder.
 """
 
 import base64
@@ -59,4 +63,4 @@ def decode_vectors(encoded: str, dim: int) -> np.ndarray:
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

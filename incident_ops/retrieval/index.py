@@ -42,6 +42,7 @@ class SearchIndex:
 
     def __init__(self, manifest: dict, documents: list[dict]):
         self.version = manifest.get("version")
+        self.stamp = index_stamp(manifest)
         self.embedder = manifest.get("embedder")
         self.dim = int(manifest.get("dim") or 0)
         self.documents = {doc["doc_id"]: doc for doc in documents}
@@ -74,6 +75,19 @@ class SearchIndex:
 
     def __len__(self) -> int:
         return len(self.chunks)
+
+
+def index_stamp(manifest: dict) -> dict:
+    """What tells two index builds apart, as the version key stores it.
+
+    The time is part of it: a wiped database rebuilt by the indexer starts
+    again at version 1.
+    """
+    return {
+        "version": manifest.get("version"),
+        "updated_at": manifest.get("updated_at"),
+        "embedder": manifest.get("embedder"),
+    }
 
 
 def read_manifest(store: Store) -> dict:

@@ -8,7 +8,7 @@ DEDUP_STRATEGIES = ("semantic", "none")
 
 @dataclass
 class HybridQuery:
-    """One retrieval request: what to search for, how to weigh it, how much to return.
+    """One retrieval request: what to find, how to weigh it, how much to return.
 
     ``vector_query`` feeds the semantic leg and ``keyword_query`` the BM25
     leg (they are often the same text). The legs' rankings are fused by
@@ -43,8 +43,12 @@ class HybridQuery:
         if self.top_k < 1:
             raise ValueError(f"top_k must be at least 1, not {self.top_k}")
         if self.token_budget < 0:
-            raise ValueError(f"token budget must be zero or more, not {self.token_budget}")
+            raise ValueError(
+                f"token budget must be zero or more, not {self.token_budget}"
+            )
         if self.rrf_k < 1:
             raise ValueError(f"rrf_k must be at least 1, not {self.rrf_k}")
         if self.dedup not in DEDUP_STRATEGIES:
-            raise ValueError(f"dedup must be one of {DEDUP_STRATEGIES}, not {self.dedup!r}")
+            raise ValueError(
+                f"dedup must be one of {DEDUP_STRATEGIES}, not {self.dedup!r}"
+            )

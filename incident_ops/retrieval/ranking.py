@@ -19,7 +19,9 @@ def ranks(scores: np.ndarray, matched: np.ndarray | None = None) -> np.ndarray:
     return result
 
 
-def weighted_rrf(leg_ranks: list[np.ndarray], weights: list[float], k: int) -> np.ndarray:
+def weighted_rrf(
+    leg_ranks: list[np.ndarray], weights: list[float], k: int
+) -> np.ndarray:
     """Weighted Reciprocal Rank Fusion: sum of weight / (k + rank) over legs.
 
     A chunk a leg did not match (rank 0) gets nothing from that leg.

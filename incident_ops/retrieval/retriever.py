@@ -10,6 +10,7 @@ import threading
 
 import numpy as np
 
+from incident_ops import keys
 from incident_ops.errors import UserError
 from incident_ops.indexing.embedder import Embedder, embedder_named
 from incident_ops.retrieval import ranking
@@ -17,6 +18,7 @@ from incident_ops.retrieval.context import Context, ContextChunk
 from incident_ops.retrieval.index import (
     NothingIndexed,
     SearchIndex,
+    index_stamp,
     load_index,
     read_manifest,
 )
@@ -56,15 +58,19 @@ class Retriever:
         return self._index.version if self._index else None
 
     def refresh(self) -> SearchIndex:
-        """The current index, reloaded when the stored version moved."""
-        manifest = read_manifest(self.store)
+        """The current index, reloaded when the stored version moved.
+
+        Reads the small version key first; the manifest (tens of kB per
+        thousand runbooks) is read only when the version differs.
+        """
         with self._lock:
             current = self._index
-            if (
-                current is None
-                or current.version != manifest.get("version")
-                or current.embedder != manifest.get("embedder")
-            ):
+            stamp = self.store.get(keys.RUNBOOK_VERSION)
+            if current is not None and stamp and stamp == current.stamp:
+                return current
+
+            manifest = read_manifest(self.store)
+            if current is None or current.stamp != index_stamp(manifest):
                 self._index = load_index(self.store, manifest, cached=current)
                 if current is not None:
                     log.info("runbook index refreshed to version %s (%d chunks)",
@@ -122,7 +128,9 @@ class Retriever:
             vectors=index.vectors,
             top_k=query.top_k,
             budget=query.token_budget,
-            dedup_threshold=query.dedup_threshold if query.dedup == "semantic" else None,
+            dedup_threshold=(
+                query.dedup_threshold if query.dedup == "semantic" else None
+            ),
         )
         note = packed.note
         if not candidates.any():
