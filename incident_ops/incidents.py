@@ -29,7 +29,6 @@ NONE = "NONE"
 OPEN = "OPEN"
 MITIGATING = "MITIGATING"
 RESOLVED = "RESOLVED"
-STATES = (NONE, OPEN, MITIGATING, RESOLVED)
 
 # The one allowed successor of each state: no skipping, no going back.
 NEXT_STATE = {NONE: OPEN, OPEN: MITIGATING, MITIGATING: RESOLVED}

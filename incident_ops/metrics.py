@@ -19,8 +19,6 @@ UPPER_BOUNDS = {
     "latency_p99_ms": math.inf, "error_rate_pct": 100.0, "cpu_pct": math.inf,
 }
 
-UNITS = {"latency_p99_ms": "ms", "error_rate_pct": "%", "cpu_pct": "%"}
-
 
 @dataclass(frozen=True)
 class Sample:
@@ -42,10 +40,6 @@ class Sample:
     source_at: str | None = None
     # Further measurements by name (``IncidentFacts.signals``), if any.
     signals: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def complete(self) -> bool:
-        return all(getattr(self, name) is not None for name in METRIC_FIELDS)
 
     def to_dict(self) -> dict:
         record = asdict(self)
