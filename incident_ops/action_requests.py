@@ -6,6 +6,10 @@ collector, which acts on the service, answers with one record at
 are idempotent, so either side may repeat one after a crash. The request
 id is ``<incident id>.<seq>``: the same action of the same incident always
 has the same id.
+
+Known shortcoming: requests, outcomes and approvals are never pruned.
+They are small and grow by one record per action, and only the last two
+request buckets are ever scanned, so this matters only after years.
 """
 
 from datetime import datetime, timedelta

@@ -7,7 +7,8 @@ in this order: events, simulator state, action outcomes, history, latest.
 Every write is an idempotent put, so a tick interrupted by a server outage
 is written again, whole, once the server is back; the sample is taken
 once and kept until it is stored, so no acknowledged sample is lost and
-none is invented.
+none is invented. While the server is down no new sample is taken: the
+simulated service pauses with it, and a real source would show a gap.
 """
 
 import logging

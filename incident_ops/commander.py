@@ -16,6 +16,11 @@ Every change is one put of the whole incident record. The in-memory
 detector and sample position advance only after that put succeeded, so an
 outage in the middle of a change makes the next poll redo it, never skip
 it. Only the holder of the commander lock runs this loop.
+
+Known shortcomings: staleness compares this process's clock with the
+collector's timestamps, so both must run on one host or on synchronised
+clocks; and a stop signal during a slow plan call (an OpenAI timeout) is
+acted on only when the call returns (a second signal exits at once).
 """
 
 import logging

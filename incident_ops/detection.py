@@ -147,6 +147,8 @@ def evaluate_series(
     """The incidents the rules find in ``(timestamp, p99, error rate)`` rows.
 
     Rows are taken as consecutive fresh samples; a missing value is no data.
+    Known shortcoming: a gap between two rows' timestamps is not treated
+    as stale data, since a CSV does not say its collection interval.
     """
     detector = Detector(rules)
     episodes: list[Episode] = []
