@@ -20,7 +20,7 @@ import numpy as np
 from incident_ops import keys
 from incident_ops.indexing import records
 from incident_ops.indexing.chunking import ParsedDocument, chunk_document, search_text
-from incident_ops.indexing.embedder import Embedder, get_embedder
+from incident_ops.indexing.embedder import Embedder, EmbedderError, get_embedder
 from incident_ops.indexing.sources import (
     SkipFile,
     SourceFile,
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 # Chunks embedded between two checks of the stop flag and progress updates.
 EMBED_SLICE = 16
+# Beyond this many, removed runbooks are counted in one log line, not named.
+MAX_NAMED_REMOVALS = 20
 
 
 @dataclass
@@ -159,7 +161,7 @@ class Indexer:
             manifest = self._write_manifest(manifest, new_docs)
             for document_id in removed:
                 self.store.delete(records.doc_key(document_id))
-                log.info("removed %s from the index", old_docs[document_id]["source"])
+            self._log_removed([old_docs[d]["source"] for d in removed])
         summary.removed = len(removed)
         return self._finish(summary, new_docs, started, manifest)
 
@@ -173,6 +175,14 @@ class Indexer:
             self._known_version = manifest.get("version")
         summary.version = manifest.get("version", 0)
         return summary
+
+    def _log_removed(self, sources: list[str]) -> None:
+        if len(sources) <= MAX_NAMED_REMOVALS:
+            for source in sources:
+                log.info("removed %s from the index", source)
+        else:
+            log.info("removed %d runbooks from the index (%s, ...)",
+                     len(sources), ", ".join(sources[:3]))
 
     def _embedder_changed(self, manifest: dict) -> bool:
         """True when the stored vectors cannot be kept: other embedder or format."""
@@ -363,11 +373,11 @@ class Indexer:
 
         Checks every ``poll`` seconds: file sizes and mtimes (hashes only
         for files whose stat changed) and the manifest's version, so a
-        wiped or restored database is rebuilt too. While the server is
-        down it logs once and keeps polling.
+        wiped or restored database is rebuilt too. While the server or the
+        embedder is unavailable it logs once and keeps polling.
         """
         last_snapshot: dict[str, tuple[int, int]] | None = None
-        server_down = False
+        blocked = False
         while not self.stop.is_set():
             try:
                 snapshot = self._snapshot()
@@ -377,13 +387,13 @@ class Indexer:
                         last_snapshot = snapshot
                         log.info("%s (index version %d)", summary.line(),
                                  summary.version)
-                if server_down:
-                    log.info("ToonDB server is back")
-                    server_down = False
-            except StoreUnavailable as error:
-                if not server_down:
+                if blocked:
+                    log.info("indexing works again")
+                    blocked = False
+            except (StoreUnavailable, EmbedderError) as error:
+                if not blocked:
                     log.warning("%s; retrying every %g s", error, poll)
-                    server_down = True
+                    blocked = True
                 last_snapshot = None
             self.stop.wait(poll)
 

@@ -2,8 +2,9 @@
 
 Exit codes: 0 after a pass with ``--once`` or after SIGINT/SIGTERM; 1 when
 the server or the embedder is unavailable in ``--once`` mode, or the
-runbook folder does not exist. While watching, an unreachable server is
-waited out (logged once) rather than ending the process.
+runbook folder does not exist. While watching, an unreachable server or
+embedding endpoint is waited out (logged once) rather than ending the
+process.
 """
 
 import argparse
