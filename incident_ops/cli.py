@@ -1,7 +1,8 @@
 """``python -m incident_ops COMMAND``: the user commands, one module each.
 
-Each module in ``incident_ops.commands`` is found by itself and exposes ``add_parser(subparsers)``,
-which registers its arguments and sets ``run(args) -> int`` as the handler.
+Each module in ``incident_ops.commands`` is found by itself and exposes
+``add_parser(subparsers)``, which registers its arguments and sets
+``run(args) -> int`` as the handler.
 This file is the one error boundary: a known error prints one line and
 exits non-zero; the traceback appears only with ``OPS_DEBUG=1``.
 """

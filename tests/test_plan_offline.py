@@ -9,17 +9,22 @@ service produces when each scenario breaches.
 import logging
 
 import pytest
+from indexed_server import indexed_runbooks_server
+from plan_cases import DETECTED_AT, all_chunks, facts
 
 from incident_ops.actions import MANUAL
-from incident_ops.planning import Advisor, IncidentFacts, OfflineWriter, Plan
-from incident_ops.planning import render_plan
+from incident_ops.planning import (
+    Advisor,
+    IncidentFacts,
+    OfflineWriter,
+    Plan,
+    render_plan,
+)
 from incident_ops.planning.evidence import assess
 from incident_ops.planning.kinds import kind_of
 from incident_ops.planning.plan import PlanAction
 from incident_ops.planning.steps import ROLE_ACTION, ROLE_VERIFY, extract_steps
 from incident_ops.retrieval import Context
-from indexed_server import indexed_runbooks_server
-from plan_cases import DETECTED_AT, all_chunks, facts
 
 
 def write(incident: IncidentFacts, ctx: Context | None = None) -> dict:

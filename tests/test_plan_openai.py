@@ -13,14 +13,14 @@ import time
 
 import openai
 import pytest
-
 from fake_openai import FakeOpenAI, Reply, embedding_for
+from plan_cases import all_chunks, context, facts
+
 from incident_ops.config import ConfigError
 from incident_ops.planning import Plan
 from incident_ops.planning.evidence import assess
 from incident_ops.planning.openai_writer import OpenAISettings, OpenAIWriter
 from incident_ops.planning.prompt import SAFETY_MARGIN, build_prompt
-from plan_cases import all_chunks, context, facts
 
 RANKED = ("release-3", "slow-2", "pool-1", "heap-4", "disk-5")
 API_KEY = "sk-test-9f8e7d6c5b4a-never-print-me"

@@ -37,7 +37,7 @@ def test_three_processes_write_5000_distinct_keys_each(toondb):
     writers = [start_writer(toondb, f"conc/w{n}", 5000) for n in range(3)]
     outputs = [writer.communicate(timeout=560) for writer in writers]
 
-    for writer, (_, err) in zip(writers, outputs):
+    for writer, (_, err) in zip(writers, outputs, strict=True):
         assert writer.returncode == 0, err
     with toondb.store() as store:
         for n in range(3):

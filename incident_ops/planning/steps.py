@@ -87,8 +87,8 @@ def extract_steps(text: str, heading: str) -> list[Step]:
     part names the section the text starts in.
     """
     steps: list[Step] = []
-    section = _first_section(text, heading)
-    for section, items, prose in _sections(text, section):
+    first_section = _first_section(text, heading)
+    for section, items, prose in _sections(text, first_section):
         role = section_role(section)
         if role is None:
             continue
