@@ -64,13 +64,17 @@ def pack(
     cosine with an already chosen one is above it is left out.
     """
     chosen: list[int] = []
+    # The chosen chunks' vectors, filled in as they are taken, so that the
+    # duplicate check does not copy them again for every candidate.
+    chosen_vectors = np.empty((top_k, vectors.shape[1]), dtype=vectors.dtype)
     total = 0
     note = None
     for index in order:
         if len(chosen) == top_k:
             break
         if dedup_threshold is not None and chosen:
-            if float(np.max(vectors[chosen] @ vectors[index])) > dedup_threshold:
+            similarity = chosen_vectors[:len(chosen)] @ vectors[index]
+            if float(similarity.max()) > dedup_threshold:
                 continue
         if total + tokens[index] > budget:
             if chosen:
@@ -82,6 +86,7 @@ def pack(
                         f"chunk ({tokens[index]} tokens): nothing returned; "
                         "raise the budget")
             break
+        chosen_vectors[len(chosen)] = vectors[index]
         chosen.append(index)
         total += tokens[index]
     return Packed(chosen, total, note)
