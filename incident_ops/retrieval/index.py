@@ -69,6 +69,7 @@ class SearchIndex:
             if documents else np.zeros((0, self.dim), np.float32)
         )
         self.chunk_docs = np.array(chunk_docs, dtype=np.int64)
+        self.tokens = [chunk.tokens for chunk in self.chunks]
         self.keywords = KeywordIndex([
             search_text(c.title, c.heading, c.text) for c in self.chunks
         ])

@@ -124,7 +124,7 @@ class Retriever:
 
         packed = ranking.pack(
             ranking.ranked(scores, candidates),
-            tokens=[chunk.tokens for chunk in index.chunks],
+            tokens=index.tokens,
             vectors=index.vectors,
             top_k=query.top_k,
             budget=query.token_budget,
