@@ -509,8 +509,7 @@ def measure_corpus(args: argparse.Namespace, runbooks: Path,
         **startup,
         "load_average_1min": [round(load_before, 2), round(load_after, 2)],
         "modes": {mode: result.summary() for mode, result in results.items()},
-        "_queries": queries,
-        "_results": results,
+        "hybrid_misses": hybrid_misses(queries, results["hybrid"]),
     }
 
 
@@ -550,11 +549,6 @@ def print_report(report: dict, misses: list[dict] | None) -> None:
                   f"got {', '.join(miss['top3'])}")
 
 
-def public(section: dict) -> dict:
-    return {name: value for name, value in section.items()
-            if not name.startswith("_")}
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.setup(args.verbose)
@@ -589,13 +583,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    misses = hybrid_misses(base["_queries"], base["_results"]["hybrid"])
-    report["hybrid_misses"] = misses
-    print_report(report, misses if args.misses else None)
+    print_report(report, base["hybrid_misses"] if args.misses else None)
 
-    report["corpus"] = public(base)
-    if "scale" in report:
-        report["scale"] = public(report["scale"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nWrote {args.out}")

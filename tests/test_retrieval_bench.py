@@ -291,5 +291,6 @@ def test_the_benchmark_runs_end_to_end_on_a_tiny_corpus(tmp_path: Path):
     for mode in ("hybrid", "keyword"):
         assert report["corpus"]["modes"][mode]["recall@1"] == 1.0, report
     assert report["corpus"]["modes"]["vector"]["mrr"] > 0.5
+    assert report["corpus"]["hybrid_misses"] == []
     assert "| hybrid | 1.00 |" in result.stdout
     assert _bench_servers() - servers_before == set()
