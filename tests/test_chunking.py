@@ -148,3 +148,27 @@ def test_markup_is_not_searchable_text():
     assert strip_markup(text).split() == [
         "See", "Debugging", "Pods", "and", "the", "other", "runbook", "now", ".",
     ]
+
+
+def test_a_section_just_over_the_limit_splits_evenly():
+    lines = [f"Check replica {n} for lag and restart it if it is stuck." for n in
+             range(12)]
+    text = "# Replicas\n\n## Checks\n\n" + "\n".join(lines) + "\n"
+
+    document = chunk_document(text, "x", max_tokens=120, overlap_tokens=20)
+
+    sizes = [c.tokens for c in document.chunks]
+    assert len(sizes) == 2
+    assert min(sizes) > 0.6 * max(sizes), f"uneven pieces: {sizes}"
+
+
+def test_a_stray_intro_joins_the_next_section_beyond_the_limit():
+    intro = "Use this runbook when a release goes bad."
+    symptoms = " ".join(["Latency and errors climb after the deploy."] * 12)
+    text = f"# Rollback\n\n{intro}\n\n## Symptoms\n\n{symptoms}\n"
+
+    document = chunk_document(text, "x", max_tokens=120, min_tokens=60)
+
+    assert len(document.chunks) == 1
+    assert document.chunks[0].text.startswith(intro)
+    assert 120 < document.chunks[0].tokens <= 180

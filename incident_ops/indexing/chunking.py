@@ -6,12 +6,13 @@ fenced code blocks are never headings. Each chunk keeps the document's
 title and the path of headings above it, so a chunk that only says
 "Restart affected instances" still says which runbook and section it
 belongs to. Sections longer than ``max_tokens`` are split on line
-boundaries with an overlap; fragments under ``min_tokens`` are merged into
-their neighbour, never dropped. YAML front matter is read as metadata
+boundaries into even pieces with an overlap; fragments under
+``min_tokens`` are merged into their neighbour, never dropped. YAML front matter is read as metadata
 (its ``title`` names the document) and is not chunk text.
 """
 
 import logging
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -234,11 +235,18 @@ def _split_long(section: _Section, max_tokens: int, overlap: int) -> list[_Secti
     for line in section.body.split("\n"):
         units.extend(_line_units(line, max_tokens))
 
+    # Aim for pieces of equal size rather than full ones and a scrap at the
+    # end: a 150-token section becomes two of about 85, not 120 and 30.
+    total = sum(tokens for _, tokens in units)
+    count = math.ceil((total - overlap) / max(1, max_tokens - overlap))
+    target = math.ceil((total + (count - 1) * overlap) / max(1, count))
+    limit = min(max_tokens, target + target // 10)
+
     pieces: list[list[tuple[str, int]]] = []
     current: list[tuple[str, int]] = []
     size = 0
     for unit in units:
-        if current and size + unit[1] > max_tokens:
+        if current and size + unit[1] > limit:
             pieces.append(current)
             current = _tail(current, overlap)
             size = sum(tokens for _, tokens in current)
@@ -304,9 +312,11 @@ def _merge_small(pieces: list[_Section], max_tokens: int,
                  min_tokens: int) -> list[Chunk]:
     """Pieces as chunks, a small piece joined to its neighbour when it fits.
 
-    A merged chunk carries its pieces' own headings inside its text, so no
-    heading is lost, and its heading path is their shared part plus the
-    names below it.
+    A piece under ``min_tokens`` joins its neighbour if together they stay
+    within ``max_tokens + min_tokens``: a stray sentence is worth more in
+    the company of its section than alone. A merged chunk carries its
+    pieces' own headings inside its text, so no heading is lost, and its
+    heading path is their shared part plus the names below it.
     """
     groups: list[list[_Section]] = []
     sizes: list[int] = []
@@ -315,7 +325,7 @@ def _merge_small(pieces: list[_Section], max_tokens: int,
         if groups:
             joined = sizes[-1] + size
             small = sizes[-1] < min_tokens or size < min_tokens
-            if small and joined <= max_tokens:
+            if small and joined <= max_tokens + min_tokens:
                 groups[-1].append(piece)
                 sizes[-1] = count_tokens(_render(groups[-1]))
                 continue
