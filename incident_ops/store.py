@@ -42,6 +42,9 @@ MAX_VALUE_BYTES = ENGINE_FRAME_BYTES // 2
 MAX_KEY_BYTES = 1024
 
 DEFAULT_DEADLINE_S = 30.0
+# A command typed in a shell should fail fast when the server is down, not
+# wait out the long-running processes' deadline.
+COMMAND_DEADLINE_S = 5.0
 IO_TIMEOUT_S = 15.0
 CONFLICT_RETRIES = 8
 
@@ -121,6 +124,12 @@ class Store:
     def open(cls, db: str | None = None, **kwargs: Any) -> "Store":
         """The store for ``--db DIR`` / ``OPS_DB``, as every process finds it."""
         return cls(config.socket_path(config.db_dir(db)), **kwargs)
+
+    @classmethod
+    def for_command(cls, db: str | None = None) -> "Store":
+        """The store for a user command: the same server, a short deadline."""
+        deadline = config.env_float("OPS_STORE_DEADLINE", COMMAND_DEADLINE_S)
+        return cls.open(db, deadline=deadline)
 
     def close(self) -> None:
         with self._lock:

@@ -29,7 +29,7 @@ def run(args) -> int:
     except incidents.IncidentIdError as error:
         raise UserError(str(error)) from None
 
-    with Store.open(args.db) as store:
+    with Store.for_command(args.db) as store:
         incident = incidents.load(store, args.incident_id)
         if incident is None:
             raise UserError(f"no incident {args.incident_id}; list them with: "

@@ -39,7 +39,7 @@ def add_parser(subparsers) -> None:
 def run_list(args) -> int:
     if args.months < 1:
         raise UserError(f"--months {args.months}: give at least 1")
-    with Store.open(args.db) as store:
+    with Store.for_command(args.db) as store:
         found = incidents.list_incidents(store, now_utc(), args.months)
 
     if args.json:
@@ -58,7 +58,7 @@ def run_show(args) -> int:
         incidents.month_of(args.incident_id)
     except incidents.IncidentIdError as error:
         raise UserError(str(error)) from None
-    with Store.open(args.db) as store:
+    with Store.for_command(args.db) as store:
         incident = incidents.load(store, args.incident_id)
     if incident is None:
         raise UserError(f"no incident {args.incident_id}; list them with: "

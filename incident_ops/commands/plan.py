@@ -9,14 +9,11 @@ import argparse
 import json
 from datetime import UTC, datetime, timedelta
 
-from incident_ops import config
 from incident_ops.errors import UserError
 from incident_ops.planning import Advisor, IncidentFacts, render_plan
 from incident_ops.planning.evidence import SIGNAL_RULES, topics_in
 from incident_ops.store import Store
 
-# A shell command should fail fast when the server is down.
-PLAN_STORE_DEADLINE_S = 5.0
 DEFAULT_EVENT_AGE_MIN = 5.0
 
 
@@ -51,8 +48,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     facts = facts_from_args(args)
-    deadline = config.env_float("OPS_STORE_DEADLINE", PLAN_STORE_DEADLINE_S)
-    with Store.open(args.db, deadline=deadline) as store:
+    with Store.for_command(args.db) as store:
         advice = Advisor(store).advise(facts)
 
     if args.json:

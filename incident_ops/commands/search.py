@@ -14,15 +14,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from incident_ops import config
 from incident_ops.errors import UserError
 from incident_ops.retrieval import Context, HybridQuery, Retriever
 from incident_ops.retrieval.query import MODES
 from incident_ops.store import Store
 
-# A shell command should fail fast when the server is down, not wait out
-# the long-running processes' deadline.
-SEARCH_STORE_DEADLINE_S = 5.0
 DEFAULT_TOP_K = 5
 DEFAULT_BUDGET = 1500
 SNIPPET_CHARS = 160
@@ -49,8 +45,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     queries = _queries(args)
-    deadline = config.env_float("OPS_STORE_DEADLINE", SEARCH_STORE_DEADLINE_S)
-    with Store.open(args.db, deadline=deadline) as store:
+    with Store.for_command(args.db) as store:
         retriever = Retriever(store)
         if args.queries is None:
             context = retriever.execute(_query(queries[0], args), mode=args.mode)
