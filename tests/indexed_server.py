@@ -8,8 +8,8 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from conftest import PROJECT_ROOT, RunningServer, run_project, short_tmpdir
 from incident_ops import server as server_control
+from tests.conftest import PROJECT_ROOT, RunningServer, run_project, short_tmpdir
 
 RUNBOOKS = PROJECT_ROOT / "runbooks"
 

@@ -5,9 +5,11 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from incident_ops import incidents
+from incident_ops.metric_log import read_history_bucket
 from incident_ops.metrics import now_utc
 from incident_ops.store import Store
 from tests.conftest import PROJECT_ROOT, python_command
@@ -76,3 +78,13 @@ def only_incident(store: Store, state: str | None = None) -> dict | None:
     if found and (state is None or found[0]["state"] == state):
         return found[0]
     return None
+
+
+def stored_samples(store: Store, since: datetime) -> list:
+    """Every sample stored from ``since`` until now, in order."""
+    minute = since.replace(second=0, microsecond=0)
+    found = []
+    while minute <= datetime.now(UTC):
+        found += read_history_bucket(store, minute)
+        minute += timedelta(minutes=1)
+    return found

@@ -7,11 +7,10 @@ from incident_ops import action_requests, keys
 from incident_ops.metric_log import (
     history_bucket,
     prune_history,
-    read_history_bucket,
     read_latest,
 )
 from incident_ops.simulator import DEPLOY_AT, ServiceModel
-from tests.ops_processes import Proc, wait_until
+from tests.ops_processes import Proc, stored_samples, wait_until
 
 FAST = ["--interval", "0.2"]
 
@@ -19,16 +18,6 @@ FAST = ["--interval", "0.2"]
 def latest_seq(store) -> int:
     samples = read_latest(store)
     return samples[-1].seq if samples else 0
-
-
-def history(store, since: datetime) -> list:
-    """Every stored sample from ``since`` until now, in order."""
-    minute = since.replace(second=0, microsecond=0)
-    found = []
-    while minute <= datetime.now(UTC):
-        found += read_history_bucket(store, minute)
-        minute += timedelta(minutes=1)
-    return found
 
 
 def test_samples_events_and_console_line(toondb, tmp_path):
@@ -157,7 +146,7 @@ def test_server_restart_loses_no_sample(toondb, tmp_path):
     printed = [line for line in collector.output().splitlines()
                if "Latency P99" in line]
     with toondb.store() as store:
-        stored = history(store, started)
+        stored = stored_samples(store, started)
     seqs = [s.seq for s in stored]
     assert seqs == list(range(1, len(seqs) + 1)), seqs
     # Every sample the collector printed (it prints only once stored) is there.

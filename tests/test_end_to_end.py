@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT_ROOT, python_command, run_project
 from incident_ops import server as server_control
+from tests.conftest import PROJECT_ROOT, python_command, run_project
 
 DEMO = str(PROJECT_ROOT / "run_demo.sh")
 START_SERVER = str(PROJECT_ROOT / "start_server.sh")

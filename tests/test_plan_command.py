@@ -7,7 +7,7 @@ import pytest
 from fake_openai import FakeOpenAI
 from indexed_server import indexed_runbooks_server
 
-from conftest import PROJECT_ROOT, run_project
+from tests.conftest import PROJECT_ROOT, run_project
 
 API_KEY = "sk-test-command-5a4b3c2d1e"
 BAD_DEPLOY = ["-m", "incident_ops", "plan", "--latency", "1802", "--error-rate",

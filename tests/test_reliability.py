@@ -14,14 +14,20 @@ Each scenario states what must hold:
 
 import signal
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
 from incident_ops import incidents
-from incident_ops.metric_log import read_history_bucket, read_latest
+from incident_ops.metric_log import read_latest
 from tests.conftest import run_project
-from tests.ops_processes import Proc, all_incidents, only_incident, wait_until
+from tests.ops_processes import (
+    Proc,
+    all_incidents,
+    only_incident,
+    stored_samples,
+    wait_until,
+)
 
 INTERVAL = ["--interval", "0.4"]
 POLL = ["--poll", "0.25"]
@@ -183,12 +189,3 @@ def test_server_restart_mid_incident_everyone_carries_on(indexed, procs):
         assert proc.stop() == 0, f"{proc.name}: {proc.errors()[-2000:]}"
     assert commander.errors().count("ToonDB server unreachable") == 1
     assert collector.errors().count("ToonDB server unreachable") == 1
-
-
-def stored_samples(store, since: datetime) -> list:
-    minute = since.replace(second=0, microsecond=0)
-    found = []
-    while minute <= datetime.now(UTC):
-        found += read_history_bucket(store, minute)
-        minute += timedelta(minutes=1)
-    return found

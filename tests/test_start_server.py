@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT_ROOT
 from incident_ops import server as server_control
+from tests.conftest import PROJECT_ROOT
 
 SCRIPT = str(PROJECT_ROOT / "start_server.sh")
 

@@ -5,7 +5,6 @@ import time
 
 import pytest
 
-from conftest import PROJECT_ROOT, python_command
 from incident_ops.store import (
     MAX_VALUE_BYTES,
     NamespaceError,
@@ -15,6 +14,7 @@ from incident_ops.store import (
     ValueTooLarge,
     validate_namespace,
 )
+from tests.conftest import PROJECT_ROOT, python_command
 
 WRITER = str(PROJECT_ROOT / "tests" / "store_writer.py")
 

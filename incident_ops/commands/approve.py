@@ -9,6 +9,7 @@ reads before requesting that action.
 import getpass
 
 from incident_ops import incidents, keys
+from incident_ops.commands.incidents import find_incident
 from incident_ops.errors import UserError
 from incident_ops.metrics import iso, now_utc
 from incident_ops.store import Store
@@ -24,16 +25,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    try:
-        incidents.month_of(args.incident_id)
-    except incidents.IncidentIdError as error:
-        raise UserError(str(error)) from None
-
     with Store.for_command(args.db) as store:
-        incident = incidents.load(store, args.incident_id)
-        if incident is None:
-            raise UserError(f"no incident {args.incident_id}; list them with: "
-                            "python -m incident_ops incidents")
+        incident = find_incident(store, args.incident_id)
         action = next_to_approve(incident)
         key = f"{keys.APPROVALS}{incident['id']}/{action['seq']}"
         if store.get(key) is not None:

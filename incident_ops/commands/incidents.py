@@ -53,16 +53,22 @@ def run_list(args) -> int:
     return 0
 
 
-def run_show(args) -> int:
+def find_incident(store: Store, incident_id: str) -> dict:
+    """The incident ``incident_id``; a ``UserError`` if there is none."""
     try:
-        incidents.month_of(args.incident_id)
+        incidents.month_of(incident_id)
     except incidents.IncidentIdError as error:
         raise UserError(str(error)) from None
-    with Store.for_command(args.db) as store:
-        incident = incidents.load(store, args.incident_id)
+    incident = incidents.load(store, incident_id)
     if incident is None:
-        raise UserError(f"no incident {args.incident_id}; list them with: "
+        raise UserError(f"no incident {incident_id}; list them with: "
                         "python -m incident_ops incidents")
+    return incident
+
+
+def run_show(args) -> int:
+    with Store.for_command(args.db) as store:
+        incident = find_incident(store, args.incident_id)
 
     if args.json:
         print(json.dumps(incident, indent=2))
