@@ -360,8 +360,7 @@ def run_mode(retriever, queries: Sequence[AlertQuery], mode: str, top_k: int,
             if round_number:
                 continue
 
-            sources = (chunk.source for chunk in context.chunks)
-            documents = collapse_to_documents(sources)
+            documents = collapse_to_documents(context.sources)
             ranks.append(first_rank(query.runbook, documents))
             tops.append(documents[:3])
 

@@ -11,7 +11,7 @@ from incident_ops import keys
 from incident_ops.indexing import records
 from incident_ops.indexing.embedder import get_embedder
 from incident_ops.indexing.indexer import Indexer
-from incident_ops.retrieval import HybridQuery, NothingIndexed, Retriever
+from incident_ops.retrieval import HybridQuery, NothingIndexed, Retriever, ranking
 from incident_ops.retrieval.keyword import KeywordIndex, keyword_tokens
 from tests.conftest import short_tmpdir
 
@@ -198,6 +198,39 @@ def test_near_duplicate_chunks_collapse_to_the_best_ranked(toondb, folder):
     for chunk in everything.chunks:
         first_of_each.setdefault(chunk.text, chunk.chunk_id)
     assert {c.chunk_id for c in deduped.chunks} <= set(first_of_each.values())
+
+
+def test_a_collapsed_duplicate_is_named_on_the_chunk_that_kept_it(toondb, folder):
+    shutil.copy(folder / "certificates.md", folder / "certificates-copy.md")
+    store = toondb.store()
+    index(store, folder)
+    retriever = Retriever(store)
+
+    context = ask(retriever, "renew the TLS certificate", top_k=8)
+
+    sources = {"certificates.md", "certificates-copy.md"}
+    kept = [c for c in context.chunks if c.source in sources]
+    assert kept, "a certificate chunk should come back"
+    for chunk in kept:
+        assert chunk.also_in == tuple(sources - {chunk.source})
+    others = [c for c in context.chunks if c.source not in sources]
+    assert all(not c.also_in for c in others)
+    # Readers see both runbooks: in the source list and in the prompt text.
+    assert set(context.sources[:2]) == sources
+    assert "also in: " in context.to_markdown()
+    assert list(kept[0].to_dict()["also_in"]) == list(kept[0].also_in)
+
+
+def test_duplicates_merge_into_the_chosen_chunk_they_are_closest_to():
+    vectors = np.array([[1.0, 0.0], [0.0, 1.0], [0.999, 0.045], [0.03, 0.9995],
+                        [0.7071, 0.7071]], dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    packed = ranking.pack(iter(range(5)), tokens=[10] * 5, vectors=vectors,
+                          top_k=3, budget=100, dedup_threshold=0.95)
+
+    assert packed.chosen == [0, 1, 4]
+    assert packed.merged == [[2], [3], []]
 
 
 def test_budget_smaller_than_the_first_chunk_returns_nothing(toondb, folder):

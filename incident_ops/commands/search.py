@@ -97,6 +97,8 @@ def _print_ranked(context: Context) -> None:
             f"{escape(heading)}  [dim]score {chunk.score:.4f}, "
             f"{chunk.tokens} tokens[/dim]"
         )
+        if chunk.also_in:
+            console.print(f"   [dim]also in: {escape(', '.join(chunk.also_in))}[/dim]")
         console.print(f"   {escape(snippet)}")
     summary = (f"{len(context.chunks)} chunks, {context.total_tokens} of "
                f"{context.budget} tokens (index version {context.index_version})")

@@ -14,6 +14,9 @@ class ContextChunk:
     text: str
     score: float         # fused score; higher is better
     tokens: int          # tiktoken count of ``text``
+    # Other runbooks holding a near-duplicate of this chunk, collapsed into
+    # it by dedup: the same steps apply there too.
+    also_in: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -35,15 +38,26 @@ class Context:
 
     @property
     def sources(self) -> list[str]:
-        """The runbooks the chunks come from, best-ranked first, each once."""
-        return list(dict.fromkeys(chunk.source for chunk in self.chunks))
+        """The runbooks the chunks come from, best-ranked first, each once.
+
+        A chunk's own runbook comes before the runbooks it is ``also_in``.
+        """
+        return list(dict.fromkeys(
+            source for chunk in self.chunks for source in chunk_sources(chunk)
+        ))
 
     def to_markdown(self) -> str:
         """The chunks as prompt-ready Markdown, each headed by its id."""
         parts = []
         for chunk in self.chunks:
+            also = f"; also in: {', '.join(chunk.also_in)}" if chunk.also_in else ""
             parts.append(
                 f"### [{chunk.chunk_id}] {chunk.title} > {chunk.heading}\n"
-                f"(source: {chunk.source})\n\n{chunk.text.strip()}\n"
+                f"(source: {chunk.source}{also})\n\n{chunk.text.strip()}\n"
             )
         return "\n".join(parts)
+
+
+def chunk_sources(chunk: ContextChunk) -> list[str]:
+    """The runbook a chunk comes from, then the runbooks it is also in."""
+    return [chunk.source, *chunk.also_in]

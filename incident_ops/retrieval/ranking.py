@@ -4,7 +4,7 @@ Pure functions over numpy arrays, so each rule can be tested alone.
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -46,6 +46,9 @@ class Packed:
     chosen: list[int]
     total_tokens: int
     note: str | None
+    # For each chosen chunk (same order), the near-duplicates collapsed
+    # into it, in the order they were met.
+    merged: list[list[int]] = field(default_factory=list)
 
 
 def pack(
@@ -61,9 +64,12 @@ def pack(
     Whole chunks only: packing stops at the first chunk that would pass
     the budget, so the result never skips ahead to a worse-ranked chunk
     just because it is shorter. With a ``dedup_threshold``, a chunk whose
-    cosine with an already chosen one is above it is left out.
+    cosine with an already chosen one is above it is not taken again but
+    merged: it is listed under the chosen chunk it is most similar to, so
+    that a reader still learns which other runbooks say the same thing.
     """
     chosen: list[int] = []
+    merged: list[list[int]] = []
     # The chosen chunks' vectors, filled in as they are taken, so that the
     # duplicate check does not copy them again for every candidate.
     chosen_vectors = np.empty((top_k, vectors.shape[1]), dtype=vectors.dtype)
@@ -74,7 +80,9 @@ def pack(
             break
         if dedup_threshold is not None and chosen:
             similarity = chosen_vectors[:len(chosen)] @ vectors[index]
-            if float(similarity.max()) > dedup_threshold:
+            closest = int(similarity.argmax())
+            if float(similarity[closest]) > dedup_threshold:
+                merged[closest].append(index)
                 continue
         if total + tokens[index] > budget:
             if chosen:
@@ -88,5 +96,6 @@ def pack(
             break
         chosen_vectors[len(chosen)] = vectors[index]
         chosen.append(index)
+        merged.append([])
         total += tokens[index]
-    return Packed(chosen, total, note)
+    return Packed(chosen, total, note, merged)

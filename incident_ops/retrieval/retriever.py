@@ -142,8 +142,9 @@ class Retriever:
                 title=index.chunks[i].title, heading=index.chunks[i].heading,
                 text=index.chunks[i].text, score=float(scores[i]),
                 tokens=index.chunks[i].tokens,
+                also_in=_other_sources(index, i, duplicates),
             )
-            for i in packed.chosen
+            for i, duplicates in zip(packed.chosen, packed.merged, strict=True)
         ]
         return Context(chunks=chunks, total_tokens=packed.total_tokens,
                        budget=query.token_budget, note=note,
@@ -159,3 +160,14 @@ class Retriever:
                 )
             self._embedder = embedder_named(index.embedder)
         return self._embedder.embed([text])[0]
+
+
+def _other_sources(index: SearchIndex, kept: int, duplicates: list[int]) -> tuple:
+    """The runbooks of ``duplicates`` other than the kept chunk's own, once each.
+
+    A near-duplicate from the same runbook (an overlap between two of its
+    chunks) adds nothing a reader does not already see.
+    """
+    own = index.chunks[kept].source
+    others = (index.chunks[d].source for d in duplicates)
+    return tuple(dict.fromkeys(s for s in others if s != own))
