@@ -118,6 +118,9 @@ class Supervisor:
         while True:
             self.drain()
             if self.stop_signal is not None:
+                name = signal.Signals(self.stop_signal).name
+                self.say(f"{name} received: stopping every process "
+                         "(Ctrl+C again to force)")
                 return "signal"
             if done():
                 return "done"
