@@ -20,6 +20,7 @@ to ``--out``.
 """
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -55,6 +56,7 @@ MODES = ("hybrid", "vector", "keyword")
 RECALL_CUTOFFS = (1, 3, 5)
 MRR_CUTOFF = 10
 DEFAULT_OUT = PROJECT_ROOT / "bench" / "results" / "retrieval.json"
+CODE_UNDER_TEST = ("incident_ops", "process_b_indexer.py")
 
 # Every placeholder becomes the same word whatever the alert, so no query
 # carries a hint the real alert text would not: a label stands for an
@@ -411,20 +413,24 @@ def hybrid_misses(queries: Sequence[AlertQuery], result: ModeResult) -> list[dic
     return sorted(misses, key=lambda miss: (-(miss["rank"] or 10**6), miss["alert"]))
 
 
-def git_commit() -> str:
-    """The commit measured, marked when the code under test differs from it."""
-    head = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT,
-        capture_output=True, text=True,
-    ).stdout.strip()
-    changed = subprocess.run(
-        ["git", "status", "--porcelain", "--", "incident_ops",
-         "process_b_indexer.py"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True,
-    ).stdout.strip()
-    if not head:
-        return "unknown"
-    return f"{head} with uncommitted changes" if changed else head
+def code_version() -> str:
+    """The commit measured; uncommitted edits to the code under test add a
+    digest of their diff, so two runs on different edits never look alike.
+    """
+    def git(*arguments: str) -> str:
+        return subprocess.run(
+            ["git", *arguments], cwd=PROJECT_ROOT, capture_output=True,
+            text=True,
+        ).stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    diff = git("diff", "HEAD", "--", *CODE_UNDER_TEST)
+    untracked = git("ls-files", "--others", "--exclude-standard", "--",
+                    *CODE_UNDER_TEST)
+    if not diff and not untracked:
+        return head
+    digest = hashlib.sha1((diff + untracked).encode()).hexdigest()[:8]
+    return f"{head} with uncommitted changes ({digest})"
 
 
 # -- main ------------------------------------------------------------------------
@@ -559,11 +565,12 @@ def main(argv: list[str] | None = None) -> int:
     all_queries = load_alert_queries(args.alerts)
     log.info("%d alert rules with a runbook_url", len(all_queries))
 
+    version_at_start = code_version()
     workdir = Path(tempfile.mkdtemp(prefix="ops-bench-", dir="/tmp"))
     try:
         base = measure_corpus(args, args.runbooks, all_queries, workdir / "base")
         report = {
-            "commit": git_commit(),
+            "commit": version_at_start,
             "settings": {"top_k": args.top_k, "budget": args.budget,
                          "warmup": args.warmup, "repeat": args.repeat,
                          "mrr_cutoff": MRR_CUTOFF},
@@ -579,8 +586,21 @@ def main(argv: list[str] | None = None) -> int:
             scale = measure_corpus(args, replica, all_queries, workdir / "scale")
             scale["copies"] = copies
             report["scale"] = scale
+            if scale["indexing"]["chunks"] < args.scale:
+                log.warning("the scaled index holds %d chunks, fewer than the "
+                            "%d asked for: did chunking change during the run?",
+                            scale["indexing"]["chunks"], args.scale)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+    version_at_end = code_version()
+    if version_at_end != version_at_start:
+        # The indexer and retriever are read from disk at each step, so
+        # figures from before and after an edit would be mixed.
+        log.warning("the code under test changed during the run (%s, now %s): "
+                    "run again for consistent figures",
+                    version_at_start, version_at_end)
+        report["commit_at_end"] = version_at_end
 
     print_report(report, base["hybrid_misses"] if args.misses else None)
 
