@@ -414,8 +414,9 @@ def hybrid_misses(queries: Sequence[AlertQuery], result: ModeResult) -> list[dic
 
 
 def code_version() -> str:
-    """The commit measured; uncommitted edits to the code under test add a
-    digest of their diff, so two runs on different edits never look alike.
+    """The last commit that touched the code under test (commits to other
+    files do not change the figures); uncommitted edits to it add a digest
+    of their diff, so two runs on different edits never look alike.
     """
     def git(*arguments: str) -> str:
         return subprocess.run(
@@ -423,7 +424,7 @@ def code_version() -> str:
             text=True,
         ).stdout.strip()
 
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    head = git("log", "-1", "--format=%h", "--", *CODE_UNDER_TEST) or "unknown"
     diff = git("diff", "HEAD", "--", *CODE_UNDER_TEST)
     untracked = git("ls-files", "--others", "--exclude-standard", "--",
                     *CODE_UNDER_TEST)
@@ -521,7 +522,7 @@ def measure_corpus(args: argparse.Namespace, runbooks: Path,
 def print_report(report: dict, misses: list[dict] | None) -> None:
     base = report["corpus"]
     index = base["indexing"]
-    print(f"\nRetrieval benchmark at commit {report['commit']} "
+    print(f"\nRetrieval benchmark, code at commit {report['commit']} "
           f"({base['queries']['answerable']} alerts with their runbook indexed, "
           f"top-k {report['settings']['top_k']} chunks, MRR over the first "
           f"{MRR_CUTOFF} documents)\n")
