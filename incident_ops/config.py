@@ -5,6 +5,8 @@ One rule for everyone: the database folder comes from ``--db DIR`` or the
 ``$OPS_DB/toondb.sock``.
 """
 
+import argparse
+import math
 import os
 from pathlib import Path
 
@@ -46,3 +48,30 @@ def env_float(name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a number") from None
+
+
+def finite_number(text: str) -> float:
+    """An argparse type: a finite number (``nan`` and ``inf`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """An argparse type: a finite number above zero (an interval, a timeout)."""
+    value = finite_number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def non_negative_number(text: str) -> float:
+    """An argparse type: a finite number of zero or more (a threshold)."""
+    value = finite_number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
