@@ -2,6 +2,10 @@
 
     python process_a_collector.py [--db DIR] [--interval S]
         [--source simulate|replay:FILE.csv] [--scenario NAME] [--seed N]
+
+One collector is active per database, since the metric keys have one
+writer; a second one waits as a standby and takes over when the active one
+stops or dies.
 """
 
 import argparse
@@ -13,6 +17,7 @@ from pathlib import Path
 from incident_ops import config, keys, logs
 from incident_ops.collector import Collector, ReplaySource, SimulatedSource
 from incident_ops.errors import UserError
+from incident_ops.leadership import COLLECTOR, RoleLock, wait_for_leadership
 from incident_ops.lifecycle import StopFlag
 from incident_ops.replay import ReplayError, read_rows
 from incident_ops.simulator import DEFAULT_SCENARIO, SCENARIOS, ServiceModel
@@ -50,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_source(args: argparse.Namespace, store: Store):
+def read_replay(args: argparse.Namespace) -> ReplaySource | None:
+    """The replayed series, or None for the simulation; bad input refused early."""
     if args.source.startswith("replay:"):
         path = Path(args.source.removeprefix("replay:"))
         try:
@@ -60,7 +66,7 @@ def build_source(args: argparse.Namespace, store: Store):
         return ReplaySource(rows, path.name)
     if args.source != "simulate":
         raise UserError(f"--source {args.source!r}: use simulate or replay:FILE.csv")
-    return SimulatedSource(resume_model(args, store))
+    return None
 
 
 def resume_model(args: argparse.Namespace, store: Store) -> ServiceModel:
@@ -82,6 +88,10 @@ def resume_model(args: argparse.Namespace, store: Store) -> ServiceModel:
     return ServiceModel(scenario=args.scenario, seed=args.seed)
 
 
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.setup(args.verbose)
@@ -90,14 +100,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.interval < MIN_INTERVAL_S:
             raise UserError(f"--interval {args.interval:g} is too short; use at "
                             f"least {MIN_INTERVAL_S:g} s")
+        replay = read_replay(args)
         with Store.open(args.db) as store:
-            source = build_source(args, store)
-            store.deadline = min(store.deadline, LOOP_STORE_DEADLINE_S)
-            collector = Collector(
-                store, source, args.interval, stop,
-                history_retention=timedelta(hours=args.retention_hours),
-            )
-            return collector.run()
+            lock = RoleLock(config.db_dir(args.db), COLLECTOR)
+            if not wait_for_leadership(lock, stop, say):
+                return 0
+            try:
+                # Only now: the stored simulation is the active collector's.
+                source = replay or SimulatedSource(resume_model(args, store))
+                store.deadline = min(store.deadline, LOOP_STORE_DEADLINE_S)
+                collector = Collector(
+                    store, source, args.interval, stop,
+                    history_retention=timedelta(hours=args.retention_hours),
+                )
+                return collector.run()
+            finally:
+                lock.release()
     except (UserError, config.ConfigError, StoreError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

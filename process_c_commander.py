@@ -8,19 +8,16 @@ takes over when the active one stops or dies.
 """
 
 import argparse
-import logging
 import sys
 
 from incident_ops import config, logs
 from incident_ops.commander import Commander, Settings
 from incident_ops.detection import add_rule_arguments, rules_from_args
 from incident_ops.errors import UserError
-from incident_ops.leadership import commander_lock, wait_for_leadership
+from incident_ops.leadership import COMMANDER, RoleLock, wait_for_leadership
 from incident_ops.lifecycle import StopFlag
 from incident_ops.planning.advisor import Advisor
 from incident_ops.store import Store, StoreError
-
-log = logging.getLogger("incident_ops.commander")
 
 # While running, store calls give up quickly so that an outage is logged
 # within seconds (the loop then retries).
@@ -80,11 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         with Store.open(args.db) as store:
             # Ready before the lock is ours, so a standby takes over at once.
             advisor = Advisor(store)
-            lock = commander_lock(database)
-            if not wait_for_leadership(lock, store, stop, say):
+            lock = RoleLock(database, COMMANDER)
+            if not wait_for_leadership(lock, stop, say):
                 return 0
             try:
-                log.info("active commander (holding %s)", lock.lock_file)
                 store.deadline = min(store.deadline, LOOP_STORE_DEADLINE_S)
                 return Commander(store, advisor, settings, stop, say=say).run()
             finally:

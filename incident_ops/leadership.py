@@ -1,10 +1,13 @@
-"""One active commander per database: an exclusive OS lock decides which.
+"""One active process per role and database: an exclusive OS lock decides which.
 
-``flock`` on ``$OPS_DB/commander.lock`` (through ``filelock``) is held for
-the life of the active commander and released by the kernel when it dies,
-however it dies, so a standby can take over without trusting a heartbeat.
-The active commander's pid is read from its ``commander/status`` record,
-not from the lock file.
+The collector and the commander each write key families no other process
+may write, and the engine has no compare-and-set to stop a second writer.
+So each role holds ``flock`` on ``$OPS_DB/<role>.lock`` (through
+``filelock``) for its whole life; the kernel releases it when the holder
+dies, however it dies, so a standby takes over without trusting a
+heartbeat. The holder writes its pid to ``$OPS_DB/<role>.pid`` once the
+lock is its own, so that a standby can name it; the pid file is only ever
+read to print that name, never to decide who is active.
 """
 
 import logging
@@ -15,66 +18,87 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from incident_ops import keys
 from incident_ops.lifecycle import StopFlag
-from incident_ops.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
-LOCK_NAME = "commander.lock"
+COLLECTOR = "collector"
+COMMANDER = "commander"
 RETRY_S = 0.5
-# How long a standby waits for the active commander to publish its pid.
+# How long a standby waits for the active process to publish its pid.
 PID_WAIT_S = 3.0
 
 
-def commander_lock(database: Path) -> FileLock:
-    return FileLock(database / LOCK_NAME, timeout=0)
+class RoleLock:
+    """The lock of one role (``collector`` or ``commander``) in ``database``."""
+
+    def __init__(self, database: Path, role: str) -> None:
+        self.role = role
+        self.lock = FileLock(database / f"{role}.lock", timeout=0)
+        self.pid_file = database / f"{role}.pid"
+
+    @property
+    def lock_file(self) -> str:
+        return self.lock.lock_file
+
+    def try_acquire(self) -> bool:
+        """True once the lock is ours; the pid file then names this process."""
+        try:
+            self.lock.acquire(timeout=0)
+        except Timeout:
+            return False
+        temporary = self.pid_file.with_suffix(f".pid.{os.getpid()}")
+        temporary.write_text(f"{os.getpid()}\n")
+        temporary.replace(self.pid_file)
+        return True
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def active_pid(self) -> str:
+        """The active holder's pid, or ``unknown``.
+
+        Two processes started together race: the winner may not have written
+        its pid yet, or an old pid file names a dead process; so wait briefly
+        for a live pid other than ours.
+        """
+        give_up_at = time.monotonic() + PID_WAIT_S
+        while True:
+            pid = self._read_pid()
+            if pid is not None and pid != os.getpid() and _alive(pid):
+                return str(pid)
+            if time.monotonic() >= give_up_at:
+                return "unknown"
+            time.sleep(0.1)
+
+    def _read_pid(self) -> int | None:
+        try:
+            return int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
 
 
 def wait_for_leadership(
-    lock: FileLock,
-    store: Store,
-    stop: StopFlag,
-    say: Callable[[str], None],
+    lock: RoleLock, stop: StopFlag, say: Callable[[str], None]
 ) -> bool:
     """Block until ``lock`` is ours (True) or a stop signal came (False).
 
-    Says once that this commander is a standby, naming the active one.
+    Says once that this process is a standby, naming the active one, and
+    once more when it takes over.
     """
     announced = False
     while not stop.is_set:
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            if not announced:
-                say(f"standby: another commander is active (pid {_active_pid(store)}); "
-                    "taking over if it stops")
-                announced = True
-            stop.sleep(RETRY_S)
-            continue
-        if announced:
-            say("the active commander is gone: taking over")
-        return True
+        if lock.try_acquire():
+            if announced:
+                say(f"the active {lock.role} is gone: taking over")
+            log.info("active %s (holding %s)", lock.role, lock.lock_file)
+            return True
+        if not announced:
+            say(f"standby: another {lock.role} is active (pid {lock.active_pid()}); "
+                "taking over if it stops")
+            announced = True
+        stop.sleep(RETRY_S)
     return False
-
-
-def _active_pid(store: Store) -> str:
-    """The active commander's pid from its status record, once it is there.
-
-    Two commanders started together race: the winner may not have written
-    its status yet, or an old status names a dead commander.
-    """
-    give_up_at = time.monotonic() + PID_WAIT_S
-    while True:
-        try:
-            pid = (store.get(keys.COMMANDER_STATUS) or {}).get("pid")
-        except StoreError:
-            pid = None
-        if isinstance(pid, int) and pid != os.getpid() and _alive(pid):
-            return str(pid)
-        if time.monotonic() >= give_up_at:
-            return "unknown"
-        time.sleep(0.1)
 
 
 def _alive(pid: int) -> bool:

@@ -173,3 +173,25 @@ def test_history_retention_deletes_whole_expired_buckets(toondb):
     assert deleted == 3
     assert left == [f"metrics/hist/{history_bucket(now - timedelta(minutes=m))}/1"
                     for m in (16, 10, 9, 1)]
+
+
+def test_second_collector_stands_by_and_takes_over_when_the_first_dies(
+        toondb, tmp_path):
+    """Two collectors on one database would both write ``metrics/latest``, and a
+    healthy one could hide the other's outage: only the lock holder collects."""
+    healthy = Proc("healthy", ["process_a_collector.py", *FAST,
+                               "--scenario", "healthy"], toondb.env(), tmp_path)
+    with toondb.store() as store:
+        wait_until(lambda: latest_seq(store) >= 2, 60, "the first collector")
+        bad = Proc("bad", ["process_a_collector.py", *FAST], toondb.env(), tmp_path)
+        bad.wait_for(f"standby: another collector is active (pid {healthy.pid})")
+        before = latest_seq(store)
+        wait_until(lambda: latest_seq(store) >= before + 5, 30, "more samples")
+        assert {s.source for s in read_latest(store)} == {"simulate:healthy"}
+        assert "Latency P99:" not in bad.output()
+
+        healthy.kill()
+        bad.wait_for("the active collector is gone: taking over", timeout=30)
+        wait_until(lambda: read_latest(store)[-1].source == "simulate:bad-deploy",
+                   30, "the standby's samples")
+    assert bad.stop() == 0
