@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import signal
@@ -336,3 +337,14 @@ class _FakeEmbeddingServer:
     def __exit__(self, *exc_info):
         self._server.shutdown()
         self._server.server_close()
+
+
+@pytest.mark.parametrize("poll", ["inf", "nan", "0", "-1"])
+def test_poll_must_be_a_positive_finite_number(poll, folder):
+    result = run_project(["process_b_indexer.py", "--runbooks", str(folder),
+                          "--poll", poll],
+                         env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "argument --poll:" in result.stderr.splitlines()[-1]

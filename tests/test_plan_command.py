@@ -126,3 +126,32 @@ def _env_without_server(db_dir) -> dict[str, str]:
     env.update(OPS_DB=str(db_dir), PYTHONPATH=str(PROJECT_ROOT))
     env.pop("OPENAI_API_KEY", None)
     return env
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--latency", "inf", "'inf' is not a finite number"),
+    ("--latency", "nan", "'nan' is not a finite number"),
+    ("--error-rate", "nan", "'nan' is not a finite number"),
+    ("--cpu", "nan", "'nan' is not a finite number"),
+    ("--event-age", "inf", "'inf' is not a finite number"),
+])
+def test_non_finite_numbers_are_refused_by_the_parser(flag, value, message, capsys):
+    from incident_ops.cli import build_parser
+
+    argv = ["plan", "--latency", "1500", "--error-rate", "8", flag, value]
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(argv)
+
+    assert exited.value.code == 2
+    assert f"argument {flag}: {message}" in capsys.readouterr().err
+
+
+def test_a_non_finite_signal_is_one_clear_line(db_dir):
+    argv = ["-m", "incident_ops", "plan", "--latency", "1500", "--error-rate", "8",
+            "--signal", "memory_pct=inf"]
+
+    result = run_project(argv, env=_env_without_server(db_dir), timeout=60)
+
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert "--signal 'memory_pct=inf': 'inf' is not a finite number" in line

@@ -344,3 +344,19 @@ def test_manifest_records_embedder_and_documents(toondb, folder):
     record = store.get(records.doc_key(records.doc_id("certificates.md")))
     assert record["title"] == "TLS certificate renewal"
     assert len(records.decode_vectors(record["vectors"], 384)) == len(record["chunks"])
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--top-k", "0", "'0' must be greater than 0"),
+    ("--top-k", "-1", "'-1' must be greater than 0"),
+    ("--budget", "-1", "'-1' must be greater than 0"),
+    ("--budget", "lots", "'lots' is not a whole number"),
+])
+def test_search_counts_must_be_positive_whole_numbers(flag, value, message, capsys):
+    from incident_ops.cli import build_parser
+
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["search", "x", flag, value])
+
+    assert exited.value.code == 2
+    assert f"argument {flag}: {message}" in capsys.readouterr().err

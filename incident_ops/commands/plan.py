@@ -9,6 +9,7 @@ import argparse
 import json
 from datetime import UTC, datetime, timedelta
 
+from incident_ops.config import finite_number
 from incident_ops.errors import UserError
 from incident_ops.planning import Advisor, IncidentFacts, render_plan
 from incident_ops.planning.evidence import SIGNAL_RULES, topics_in
@@ -22,17 +23,19 @@ def add_parser(subparsers) -> None:
         "plan", help="write the mitigation plan for given incident facts",
         description="Retrieve runbook context for the facts and print the "
                     "mitigation plan, as the commander would on an incident.")
-    parser.add_argument("--latency", type=float, required=True, metavar="MS",
-                        help="p99 latency in milliseconds")
-    parser.add_argument("--error-rate", type=float, required=True, metavar="PCT",
-                        help="error rate in percent")
-    parser.add_argument("--cpu", type=float, metavar="PCT", help="CPU in percent")
+    parser.add_argument("--latency", type=finite_number, required=True,
+                        metavar="MS", help="p99 latency in milliseconds")
+    parser.add_argument("--error-rate", type=finite_number, required=True,
+                        metavar="PCT", help="error rate in percent")
+    parser.add_argument("--cpu", type=finite_number, metavar="PCT",
+                        help="CPU in percent")
     parser.add_argument(
         "--event", action="append", default=[], metavar="TEXT",
         help="a recent event, e.g. 'deployed checkout-api v2.14.0'; one naming "
              "a deploy, release or rollout counts as a deployment (repeatable)")
     parser.add_argument(
-        "--event-age", type=float, default=DEFAULT_EVENT_AGE_MIN, metavar="MIN",
+        "--event-age", type=finite_number, default=DEFAULT_EVENT_AGE_MIN,
+        metavar="MIN",
         help=f"minutes before now the events happened "
              f"(default: {DEFAULT_EVENT_AGE_MIN:g})")
     parser.add_argument(
@@ -95,9 +98,9 @@ def _signals(raw: list[str]) -> dict[str, float]:
             raise UserError(f"--signal {item!r}: use NAME=VALUE with NAME one of "
                             f"{', '.join(SIGNAL_RULES)}")
         try:
-            signals[name] = float(value)
-        except ValueError:
-            raise UserError(f"--signal {item!r}: {value!r} is not a number") from None
+            signals[name] = finite_number(value)
+        except argparse.ArgumentTypeError as error:
+            raise UserError(f"--signal {item!r}: {error}") from None
     return signals
 
 

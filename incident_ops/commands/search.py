@@ -32,15 +32,26 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--db", help="database folder (default: $OPS_DB or ./ops_db)")
     parser.add_argument("--mode", choices=MODES, default="hybrid",
                         help="retrieval legs to use (default: hybrid)")
-    parser.add_argument("--top-k", type=int, default=DEFAULT_TOP_K,
+    parser.add_argument("--top-k", type=positive_int, default=DEFAULT_TOP_K,
                         help=f"most chunks to return (default: {DEFAULT_TOP_K})")
-    parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET,
+    parser.add_argument("--budget", type=positive_int, default=DEFAULT_BUDGET,
                         help=f"token budget for the chunks (default: {DEFAULT_BUDGET})")
     parser.add_argument("--json", action="store_true", help="print a JSON list")
     parser.add_argument("--queries", type=Path,
                         help="file with one query per line; prints one JSON list "
                              "per line")
     parser.set_defaults(run=run)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number above zero (a count, a token budget)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:

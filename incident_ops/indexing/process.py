@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--once", action="store_true",
                         help="index once and exit instead of watching")
-    parser.add_argument("--poll", type=float, default=DEFAULT_POLL_S,
+    parser.add_argument("--poll", type=config.positive_number, default=DEFAULT_POLL_S,
                         help="seconds between checks of the folder (default: 2)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs")
     return parser
@@ -49,9 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     root = _runbook_folder(args.runbooks)
     if not root.is_dir():
         log.error("runbook folder %s does not exist: pass --runbooks DIR", root)
-        return 1
-    if args.poll <= 0:
-        log.error("--poll must be a positive number of seconds, not %g", args.poll)
         return 1
 
     stop = threading.Event()
