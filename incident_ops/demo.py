@@ -15,8 +15,10 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from incident_ops import config, logs, server
+from incident_ops import config, incidents, logs, server
+from incident_ops.config import positive_number
 from incident_ops.demo_summary import resolved_since, summary_lines
+from incident_ops.simulator import SCENARIOS
 from incident_ops.store import Store, StoreError
 from incident_ops.supervisor import Supervisor
 
@@ -32,14 +34,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="./run_demo.sh",
         description="Run the server, indexer, collector and commander together.",
     )
-    parser.add_argument("--scenario", default="bad-deploy",
-                        help="simulated failure: bad-deploy, db-overload, "
-                             "memory-leak or healthy (default: bad-deploy)")
-    parser.add_argument("--interval", type=float, default=1.0,
+    parser.add_argument("--scenario", default="bad-deploy", choices=SCENARIOS,
+                        help="simulated service (default: bad-deploy)")
+    parser.add_argument("--interval", type=positive_number, default=1.0,
                         help="seconds between metric samples (default: 1.0)")
     parser.add_argument("--once", action="store_true",
                         help="exit after the first incident is resolved")
-    parser.add_argument("--timeout", type=float, default=240.0,
+    parser.add_argument("--timeout", type=positive_number, default=240.0,
                         help="with --once, seconds allowed for the whole cycle "
                              "(default: 240)")
     parser.add_argument("--fresh", action="store_true",
@@ -87,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         outcome = run(supervisor, args, paths, reused_server)
         if outcome == "done" and args.once:
             summary = read_summary(paths, started)
+    except StoreError as error:
+        supervisor.say(f"error: {error}")
+        outcome = "died"
     finally:
         supervisor.stop_all(last="toondb")
         if not reused_server:
@@ -104,15 +108,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def interrupted_incident(paths: server.ServerPaths) -> bool:
+    """True when an earlier run left an incident unresolved."""
+    with Store(paths.socket, deadline=10) as store:
+        return bool(incidents.unresolved(store, datetime.now(UTC)))
+
+
 def read_summary(paths: server.ServerPaths, started: datetime) -> list[str] | None:
     """The summary of the incident this run resolved, None if there is none."""
-    try:
-        with Store(paths.socket, deadline=10) as store:
-            incident = resolved_since(store, started)
-    except StoreError as error:
-        print(f"error: could not read the incident for the summary: {error}",
-              file=sys.stderr)
-        return None
+    with Store(paths.socket, deadline=10) as store:
+        incident = resolved_since(store, started)
     return summary_lines(incident) if incident else None
 
 
@@ -144,10 +149,15 @@ def run(supervisor: Supervisor, args: argparse.Namespace,
 
     supervisor.start("indexer", python("process_b_indexer.py",
                                        "--runbooks", args.runbooks))
-    supervisor.start("collector", python(
-        "process_a_collector.py", "--scenario", args.scenario,
-        "--interval", f"{args.interval:g}",
-    ))
+    collector_args = ["--scenario", args.scenario, "--interval", f"{args.interval:g}"]
+    if interrupted_incident(paths):
+        # The commander will resume that incident; the simulated service
+        # must carry on with its fault too, or a fresh, healthy simulation
+        # would "resolve" an incident nobody mitigated.
+        supervisor.say("an incident from an earlier run is still open: the "
+                       "simulated service resumes where that run stopped")
+        collector_args.append("--resume")
+    supervisor.start("collector", python("process_a_collector.py", *collector_args))
     commander_args = ["--poll", f"{min(args.interval, 1.0):g}"]
     if args.once:
         commander_args.append("--once")

@@ -9,11 +9,15 @@ from incident_ops.store import Store
 
 
 def resolved_since(store: Store, started: datetime) -> dict | None:
-    """The first incident opened at or after ``started`` and since resolved."""
+    """The first incident resolved at or after ``started``.
+
+    It may have opened in an earlier run that was interrupted: the
+    commander resumes such an incident and this run resolves it.
+    """
     for incident in incidents.list_incidents(store, datetime.now(started.tzinfo),
                                              months=2):
-        if parse_time(incident["opened_at"]) >= started and (
-                incident["state"] == RESOLVED):
+        if incident["state"] == RESOLVED and (
+                parse_time(incident["resolved_at"]) >= started):
             return incident
     return None
 

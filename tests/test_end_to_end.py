@@ -122,6 +122,29 @@ def test_run_demo_once_tells_the_whole_story_and_leaves_nothing(db_dir):
 
 
 @pytest.mark.timeout(420)
+def test_demo_stopped_mid_incident_resumes_it_on_the_next_run(db_dir):
+    demo = subprocess.Popen(
+        [DEMO], cwd=PROJECT_ROOT, env=demo_env(db_dir), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    for line in demo.stdout:
+        if "Action 1 requested" in line:
+            break
+    demo.send_signal(signal.SIGTERM)
+    demo.communicate(timeout=120)
+    [interrupted] = incidents(db_dir)
+    assert interrupted["state"] == "MITIGATING"
+
+    output = run_demo_once(db_dir)
+
+    assert "simulated service resumes" in output
+    [incident] = incidents(db_dir)
+    assert incident["id"] == interrupted["id"] and incident["id"] in output
+    assert_complete(incident)
+    assert processes_using(db_dir) == []
+
+
+@pytest.mark.timeout(420)
 def test_manual_mode_server_then_three_processes(db_dir):
     env = demo_env(db_dir)
     server = subprocess.Popen([START_SERVER], cwd=PROJECT_ROOT, env=env,
