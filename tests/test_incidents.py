@@ -138,6 +138,20 @@ def test_approve_writes_one_approval_for_the_next_action(toondb):
     again = run_project(["-m", "incident_ops", "approve", incident_id], toondb.env())
     assert again.returncode == 0 and "already approved" in again.stdout
 
+    # The commander requested action 2; a third approve must not pre-approve 3.
+    record["actions"][1]["status"] = "requested"
+    record["actions"].append({"seq": 3, "kind": "scale_out", "text": "Add more",
+                              "status": "planned"})
+    with toondb.store() as store:
+        incidents.save(store, incidents.updated(record, now, actions=record["actions"]))
+    early = run_project(["-m", "incident_ops", "approve", incident_id], toondb.env())
+    assert early.returncode == 1 and early.stdout == ""
+    assert early.stderr.strip() == (
+        f"error: {incident_id} has no action awaiting approval; the next planned "
+        "one is action 3 (scale_out): approve it once the commander asks for it")
+    with toondb.store() as store:
+        assert store.get(f"{keys.APPROVALS}{incident_id}/3") is None
+
     bad = run_project(["-m", "incident_ops", "approve", "nonsense"], toondb.env())
     assert bad.returncode == 1
     assert "'nonsense' is not an incident id" in bad.stderr

@@ -1,9 +1,11 @@
 """``approve INCIDENT_ID``: let a ``--require-approval`` commander act.
 
-Approves the incident's next action: the one waiting for approval, or if
-the commander has not asked yet, the next planned one. The approval is one
-record at ``approvals/<incident id>/<action seq>``, which the commander
-reads before requesting that action.
+Approves only the action the commander is waiting on (status
+``awaiting_approval``): the approval is one record at
+``approvals/<incident id>/<action seq>``, which the commander reads before
+requesting that action. When no action is waiting, nothing is written and
+the command exits 1 naming the next planned action, so approving twice
+never pre-approves an action the commander has not asked for yet.
 """
 
 import getpass
@@ -42,14 +44,21 @@ def run(args) -> int:
 
 
 def next_to_approve(incident: dict) -> dict:
+    """The action awaiting approval; ``UserError`` (one line) when there is none."""
     if incident["state"] == incidents.RESOLVED:
         raise UserError(f"{incident['id']} is already RESOLVED; nothing to approve")
-    for wanted in (incidents.AWAITING_APPROVAL, incidents.PLANNED):
-        for action in incident["actions"]:
-            if action["status"] == wanted:
-                return action
+    for action in incident["actions"]:
+        if action["status"] == incidents.AWAITING_APPROVAL:
+            return action
     if incident["state"] == incidents.OPEN:
         raise UserError(f"{incident['id']} has no plan yet; try again in a moment")
+    planned = next((a for a in incident["actions"]
+                    if a["status"] == incidents.PLANNED), None)
+    if planned is not None:
+        raise UserError(
+            f"{incident['id']} has no action awaiting approval; the next planned "
+            f"one is action {planned['seq']} ({planned['kind']}): approve it once "
+            "the commander asks for it")
     raise UserError(f"{incident['id']} has no action waiting for approval "
                     f"(actions: {_statuses(incident)})")
 
