@@ -348,3 +348,23 @@ def test_poll_must_be_a_positive_finite_number(poll, folder):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "argument --poll:" in result.stderr.splitlines()[-1]
+
+
+def test_skip_and_folder_messages_name_the_real_problem(toondb, folder):
+    (folder / "queue.md").write_text(GOOD_RUNBOOK)
+    (folder / "heading-only.md").write_text("# Disk full\n")
+    (folder / "bad-yaml.md").write_text("---\ntitle: [unclosed\n---\n# Disk\n\nText.\n")
+
+    result = index_once(toondb, folder)
+
+    assert result.returncode == 0, result.stderr
+    assert "skipped heading-only.md: no text besides its title heading" in result.stderr
+    assert "no text besides front matter" not in result.stderr
+    assert "bad-yaml.md: front matter is not valid YAML, ignored:" in result.stderr
+
+    a_file = folder / "queue.md"
+    not_a_folder = run_project(["process_b_indexer.py", "--once", "--runbooks",
+                                str(a_file)], env=toondb.env())
+    assert not_a_folder.returncode == 1
+    assert f"runbook folder {a_file} is a file, not a folder" in not_a_folder.stderr
+    assert "does not exist" not in not_a_folder.stderr

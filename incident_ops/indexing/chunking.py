@@ -57,6 +57,8 @@ class ParsedDocument:
     title: str
     metadata: dict = field(default_factory=dict)
     chunks: list[Chunk] = field(default_factory=list)
+    # False when nothing but front matter (or whitespace) is in the file.
+    has_body: bool = True
 
 
 @dataclass
@@ -75,14 +77,16 @@ def chunk_document(
     max_tokens: int = MAX_CHUNK_TOKENS,
     min_tokens: int = MIN_CHUNK_TOKENS,
     overlap_tokens: int = OVERLAP_TOKENS,
+    source: str | None = None,
 ) -> ParsedDocument:
     """The title, front matter and chunks of one runbook's text.
 
     The title is the front matter's ``title``, else the first top-level
     heading, else ``fallback_title``. Every chunk has non-empty text; a
-    document with no text at all has no chunks.
+    document with no text at all has no chunks. ``source`` names the file
+    in log lines (default: ``fallback_title``).
     """
-    metadata, body = split_front_matter(text)
+    metadata, body = split_front_matter(text, source or fallback_title)
     sections = _sections(body)
 
     title = str(metadata.get("title") or "").strip() or _first_h1(sections)
@@ -98,14 +102,16 @@ def chunk_document(
             continue
         pieces.extend(_split_long(section, max_tokens, overlap_tokens))
     chunks = _merge_small(pieces, max_tokens, min_tokens)
-    return ParsedDocument(title=title, metadata=metadata, chunks=chunks)
+    return ParsedDocument(title=title, metadata=metadata, chunks=chunks,
+                          has_body=bool(body.strip()))
 
 
-def split_front_matter(text: str) -> tuple[dict, str]:
+def split_front_matter(text: str, source: str = "runbook") -> tuple[dict, str]:
     """YAML front matter as a dict, and the text after it.
 
     Front matter that is not valid YAML (or not a mapping) is still taken
-    out of the text, since it was written as metadata, and is logged.
+    out of the text, since it was written as metadata, and is logged with
+    ``source`` as the file's name.
     """
     text = text.lstrip("\ufeff")
     match = _FRONT_MATTER.match(text)
@@ -115,8 +121,8 @@ def split_front_matter(text: str) -> tuple[dict, str]:
     try:
         metadata = yaml.safe_load(match.group(1))
     except yaml.YAMLError as error:
-        log.warning("front matter is not valid YAML, ignored: %s",
-                    str(error).splitlines()[0])
+        log.warning("%s: front matter is not valid YAML, ignored: %s",
+                    source, str(error).splitlines()[0])
         return {}, rest
     if not isinstance(metadata, dict):
         return {}, rest

@@ -217,9 +217,13 @@ class Indexer:
         if runbook.decode_problem:
             log.warning("%s: %s", file.source, runbook.decode_problem)
 
-        parsed = chunk_document(runbook.text, fallback_title=_title_from_name(file))
-        if not parsed.chunks:
+        parsed = chunk_document(runbook.text, fallback_title=_title_from_name(file),
+                                source=file.source)
+        if not parsed.chunks and not parsed.has_body:
             raise SkipFile("no text besides front matter")
+        if not parsed.chunks:
+            # The only heading left out of chunks is the one naming the document.
+            raise SkipFile("no text besides its title heading")
         return _Build(file, runbook.sha256, parsed)
 
     def _warn_skip(self, source: str, reason: str) -> None:

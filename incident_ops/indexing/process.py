@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.setup(args.verbose)
     root = _runbook_folder(args.runbooks)
+    if root.exists() and not root.is_dir():
+        log.error("runbook folder %s is a file, not a folder: pass --runbooks DIR "
+                  "with the folder that holds the runbooks", root)
+        return 1
     if not root.is_dir():
         log.error("runbook folder %s does not exist: pass --runbooks DIR", root)
         return 1
