@@ -96,6 +96,27 @@ def test_one_enormous_line_is_split_between_words():
     assert all(c.tokens <= 200 for c in document.chunks)
 
 
+def test_a_long_single_line_of_short_words_stays_within_the_limit():
+    line = " ".join(f"w{n % 97}" for n in range(40_000))
+
+    document = chunk_document(line + "\n", "x", max_tokens=120, overlap_tokens=20)
+
+    assert len(document.chunks) > 100
+    assert max(c.tokens for c in document.chunks) <= 120 + 20
+
+
+def test_a_word_longer_than_the_limit_is_cut_by_tokens_and_nothing_is_lost():
+    blob = "".join(chr(ord("A") + (n * 7) % 26) for n in range(50_000))
+    text = f"# Certificate\n\nThe bundle follows.\n\n{blob}\n\nThen restart.\n"
+
+    document = chunk_document(text, "x", max_tokens=120, overlap_tokens=20)
+
+    assert max(c.tokens for c in document.chunks) <= 120 + 20
+    assert len(document.chunks) > 50
+    joined = "".join("".join(c.text.split()) for c in document.chunks)
+    assert blob in joined.replace("Thebundlefollows.", "")
+
+
 def test_tiny_fragments_are_merged_not_dropped():
     text = (
         "# Runbook\n\n## Meaning\n\nThe job failed.\n\n## Impact\n\nNo backups.\n\n"

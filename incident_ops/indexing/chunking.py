@@ -6,7 +6,9 @@ fenced code blocks are never headings. Each chunk keeps the document's
 title and the path of headings above it, so a chunk that only says
 "Restart affected instances" still says which runbook and section it
 belongs to. Sections longer than ``max_tokens`` are split on line
-boundaries into even pieces with an overlap; fragments under
+boundaries into even pieces with an overlap (a line with no sentence or
+word boundary to cut at, such as a base64 blob, is cut by tokens, so no
+chunk passes the limit); fragments under
 ``min_tokens`` are merged into their neighbour, never dropped. YAML front matter is read as metadata
 (its ``title`` names the document) and is not chunk text.
 """
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from incident_ops.tokens import count_tokens
+from incident_ops.tokens import count_tokens, encoding
 
 log = logging.getLogger(__name__)
 
@@ -289,6 +291,13 @@ def _word_runs(words: list[str], limit: int) -> list[tuple[str, int]]:
     size = 0
     for word in words:
         tokens = count_tokens(" " + word)
+        if tokens > limit:
+            # A base64 blob or a minified line: no word boundary to cut at.
+            if current:
+                runs.append((" ".join(current), size + 1))
+                current, size = [], 0
+            runs.extend((piece, count + 1) for piece, count in _token_slices(word, limit))
+            continue
         if current and size + tokens > limit:
             runs.append((" ".join(current), size + 1))
             current, size = [], 0
@@ -297,6 +306,21 @@ def _word_runs(words: list[str], limit: int) -> list[tuple[str, int]]:
     if current:
         runs.append((" ".join(current), size + 1))
     return runs
+
+
+def _token_slices(text: str, limit: int) -> list[tuple[str, int]]:
+    """``text`` cut into consecutive pieces of at most ``limit`` tokens.
+
+    Cuts fall where a token starts, never inside a character.
+    """
+    tokens = encoding().encode(text, disallowed_special=())
+    decoded, offsets = encoding().decode_with_offsets(tokens)
+    cuts = offsets[::limit] + [len(decoded)]
+    return [
+        (decoded[start:end], min(limit, len(tokens) - n * limit))
+        for n, (start, end) in enumerate(zip(cuts, cuts[1:], strict=False))
+        if start < end
+    ]
 
 
 def _tail(units: list[tuple[str, int]], overlap: int) -> list[tuple[str, int]]:

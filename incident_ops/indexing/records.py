@@ -32,7 +32,7 @@ VECTOR_DTYPE = np.dtype("<f4")
 
 # Bumped whenever chunking or the record shape changes, so that the
 # indexer rebuilds records that an older version wrote.
-INDEX_FORMAT = 3
+INDEX_FORMAT = 4
 
 
 def doc_id(source: str) -> str:
