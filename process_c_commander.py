@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--action-window", type=int, default=8, metavar="N",
                         help="samples an applied action gets to start a recovery "
                         "before the next action is tried (default %(default)s)")
+    parser.add_argument("--index-grace", type=float, default=30.0, metavar="S",
+                        help="seconds an open incident waits for indexed runbooks "
+                        "before escalating to a human; it keeps waiting after "
+                        "(default %(default)g)")
     add_rule_arguments(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs")
     return parser
@@ -57,7 +61,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     except ValueError as error:
         raise UserError(str(error)) from None
     return Settings(rules=rules, poll_s=args.poll, action_window=args.action_window,
-                    require_approval=args.require_approval, once=args.once)
+                    require_approval=args.require_approval, once=args.once,
+                    index_grace_s=args.index_grace)
 
 
 def say(line: str) -> None:

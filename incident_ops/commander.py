@@ -3,7 +3,10 @@
 Each poll reads ``metrics/latest`` (the newest samples, in order) and:
 
 1. finishes an OPEN incident: retrieval and plan through the advisor,
-   then OPEN -> MITIGATING with one action entry per catalog action;
+   then OPEN -> MITIGATING with one action entry per catalog action; while
+   no runbook is indexed the plan is retried every poll, and after a grace
+   period (``index_grace_s`` and at least ``INDEX_GRACE_POLLS`` polls) an
+   escalation is recorded once so that a human knows the incident waits;
 2. feeds every new sample to the detection rule (stale or incomplete
    samples are "no data"); the rule opens an incident, or resolves the
    MITIGATING one;
@@ -56,6 +59,11 @@ OUTAGE_RETRY_S = 0.5
 # How often the "no data" line repeats while samples stay stale.
 NO_DATA_REPEAT_S = 10.0
 STATUS_EVERY_S = 5.0
+# The fewest polls without an index before escalating, however short the poll.
+INDEX_GRACE_POLLS = 10
+# The ``reason`` of the escalation an unindexed store causes; it does not
+# stand for the later one about exhausted actions.
+NO_RUNBOOKS = "no_runbooks"
 
 
 class Advisor(Protocol):
@@ -71,6 +79,8 @@ class Settings:
     # Samples an applied action gets to start a recovery before the next one.
     action_window: int = 8
     require_approval: bool = False
+    # Seconds an OPEN incident waits for a runbook index before escalating.
+    index_grace_s: float = 30.0
     once: bool = False
     service: str = SERVICE
 
@@ -101,7 +111,8 @@ class Commander:
         self.last_seq: int | None = None
         self.resumed = False
         self.resolved_one = False
-        self.waiting_for_index = False
+        self.index_wait_since: float | None = None
+        self.index_wait_polls = 0
         self.no_data_since: float | None = None
         self.no_data_said_at = 0.0
         self.status_written_at = 0.0
@@ -303,16 +314,14 @@ class Commander:
             service=incident["service"],
             signals=dict(trigger.get("signals") or {}),
         )
-        if not self.waiting_for_index:
+        if self.index_wait_since is None:
             self.say("Retrieving runbook context and writing a mitigation plan...")
         try:
             advice = self.advisor.advise(facts)
         except StoreUnavailable:
             raise
         except NothingIndexed as error:
-            if not self.waiting_for_index:
-                self.say(f"No plan yet: {error}. Waiting for the indexer.")
-                self.waiting_for_index = True
+            self._wait_for_index(incident, error)
             return None
         except Exception as error:
             # A failed plan must not stall the incident: mitigation goes on
@@ -325,7 +334,8 @@ class Commander:
             self.incident = changed
             return changed
 
-        self.waiting_for_index = False
+        self.index_wait_since = None
+        self.index_wait_polls = 0
         context = advice.context
         plan = advice.plan.to_dict()
         summary = {
@@ -346,6 +356,26 @@ class Commander:
                  + (f" ({context.note})" if context.note else ""))
         self.say(render_plan(plan))
         return changed
+
+    def _wait_for_index(self, incident: dict, error: NothingIndexed) -> None:
+        """Say once that the plan waits; escalate once after the grace period."""
+        now = self.clock().timestamp()
+        if self.index_wait_since is None:
+            self.say(f"No plan yet: {error}. Waiting for the indexer.")
+            self.index_wait_since = now
+        self.index_wait_polls += 1
+
+        waited = now - self.index_wait_since
+        if (waited < self.settings.index_grace_s
+                or self.index_wait_polls < INDEX_GRACE_POLLS
+                or any(event.get("reason") == NO_RUNBOOKS
+                       for event in incident["events"])):
+            return
+        description = (f"no runbooks indexed after {waited:.0f} s of waiting: "
+                       "a human must act")
+        self._add_event(incident, "escalation", description, reason=NO_RUNBOOKS)
+        self.say(f"ESCALATION {incident['id']}: {description}. Still OPEN; the plan "
+                 "is retried every poll until an index appears.")
 
     @staticmethod
     def _action_entries(plan: dict | None) -> list[dict]:
@@ -491,7 +521,8 @@ class Commander:
         return note
 
     def _escalate_once(self, incident: dict) -> None:
-        if any(event["kind"] == "escalation" for event in incident["events"]):
+        if any(event["kind"] == "escalation" and event.get("reason") != NO_RUNBOOKS
+               for event in incident["events"]):
             return
         tried = [a["kind"] for a in incident["actions"]
                  if a["status"] != incidents.MANUAL]
@@ -514,8 +545,10 @@ class Commander:
         incidents.save(self.store, changed)
         self.incident = changed
 
-    def _add_event(self, incident: dict, kind: str, description: str) -> None:
-        event = {"at": iso(self.clock()), "kind": kind, "description": description}
+    def _add_event(self, incident: dict, kind: str, description: str,
+                   **details: str) -> None:
+        event = {"at": iso(self.clock()), "kind": kind, "description": description,
+                 **details}
         changed = incidents.updated(incident, self.clock(),
                                     events=[*incident["events"], event])
         incidents.save(self.store, changed)

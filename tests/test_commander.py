@@ -19,6 +19,7 @@ from incident_ops.detection import Rules
 from incident_ops.lifecycle import StopFlag
 from incident_ops.planning.plan import IncidentFacts, Plan, PlanAction, PlanSourceRef
 from incident_ops.retrieval.context import Context, ContextChunk
+from incident_ops.retrieval.index import NothingIndexed
 from tests.conftest import run_project
 from tests.ops_processes import Proc, only_incident, wait_until
 
@@ -186,6 +187,34 @@ def test_failed_planning_escalates_and_recovery_still_resolves(world, tmp_path):
     assert [e["kind"] for e in resolved["events"]] == ["escalation"]
     assert "Planning failed (writer exploded)" in commander.output()
     assert collector.process.wait(timeout=30) == 0
+
+
+def test_no_index_escalates_once_and_the_incident_proceeds_when_one_appears(world):
+    advisor = ScriptedAdvisor(["rollback_deployment"],
+                              fail_with=NothingIndexed("no runbooks indexed yet"))
+    commander, _, store = world(advisor, ["--scenario", "bad-deploy"],
+                                index_grace_s=0.5)
+
+    escalated = wait_until(
+        lambda: (i := only_incident(store)) and i["events"] and i, 60, "escalation")
+    assert escalated["state"] == "OPEN"
+    assert [(e["kind"], e["reason"]) for e in escalated["events"]] == [
+        ("escalation", "no_runbooks")]
+    assert "no runbooks indexed after" in escalated["events"][0]["description"]
+    tries = len(advisor.facts)
+    assert tries >= 10
+
+    # Still no index: the plan is retried every poll, the escalation not repeated.
+    wait_until(lambda: len(advisor.facts) >= tries + 10, 30, "more plan attempts")
+    assert len(only_incident(store)["events"]) == 1
+    output = commander.output()
+    assert output.count("ESCALATION") == 1
+    assert output.count("No plan yet: no runbooks indexed yet") == 1
+
+    advisor.fail_with = None
+    mitigating = wait_until(lambda: only_incident(store, incidents.MITIGATING), 30,
+                            "MITIGATING once the index appears")
+    assert mitigating["plan"] is not None
 
 
 def test_stale_data_neither_opens_nor_resolves(world):
