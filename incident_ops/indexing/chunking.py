@@ -8,8 +8,8 @@ title and the path of headings above it, so a chunk that only says
 belongs to. Sections longer than ``max_tokens`` are split on line
 boundaries into even pieces with an overlap (a line with no sentence or
 word boundary to cut at, such as a base64 blob, is cut by tokens, so no
-chunk passes the limit); fragments under
-``min_tokens`` are merged into their neighbour, never dropped. YAML front matter is read as metadata
+chunk passes the limit); fragments under ``min_tokens`` are merged into
+their neighbour, never dropped. YAML front matter is read as metadata
 (its ``title`` names the document) and is not chunk text.
 """
 
@@ -296,7 +296,8 @@ def _word_runs(words: list[str], limit: int) -> list[tuple[str, int]]:
             if current:
                 runs.append((" ".join(current), size + 1))
                 current, size = [], 0
-            runs.extend((piece, count + 1) for piece, count in _token_slices(word, limit))
+            pieces = _token_slices(word, limit)
+            runs.extend((piece, count + 1) for piece, count in pieces)
             continue
         if current and size + tokens > limit:
             runs.append((" ".join(current), size + 1))
