@@ -368,3 +368,24 @@ def test_skip_and_folder_messages_name_the_real_problem(toondb, folder):
     assert not_a_folder.returncode == 1
     assert f"runbook folder {a_file} is a file, not a folder" in not_a_folder.stderr
     assert "does not exist" not in not_a_folder.stderr
+
+
+def test_a_runbook_too_large_for_one_record_is_skipped_before_embedding(toondb, folder):
+    (folder / "queue.md").write_text(GOOD_RUNBOOK)
+    # Short words make many chunks per byte: each chunk's vector costs
+    # about 2 KB of base64, so 4,000 chunks pass the 8 MiB record cap.
+    words = " ".join(f"w{n % 89}" for n in range(4000 * 60))
+    (folder / "dense.md").write_text("# Dense\n\n" + words + "\n")
+    started = time.monotonic()
+
+    result = index_once(toondb, folder)
+
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 60
+    [warning] = [line for line in result.stderr.splitlines() if "dense.md" in line]
+    assert re.search(r"skipped dense\.md: it would need ~\d+ MB in the index "
+                     r"\([\d,]+ chunks\), over the 8 MiB per-runbook record limit: "
+                     r"split it into smaller files", warning), warning
+    runbooks, chunks, embedded, _, skipped, failed = summary_of(result.stderr)
+    assert (runbooks, skipped, failed) == (1, 1, 0)
+    assert embedded == chunks < 10

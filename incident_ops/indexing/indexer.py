@@ -6,8 +6,11 @@ writes the manifest with a bumped version, then deletes the records of
 runbooks that are gone. The folder is the truth: a runbook that is
 deleted, renamed or turned into a skipped file (empty, binary, too large)
 leaves the index; one that fails to read keeps its previous version.
+A runbook whose record would pass the store's value cap is skipped
+before it is embedded.
 """
 
+import json
 import logging
 import sys
 import threading
@@ -27,7 +30,7 @@ from incident_ops.indexing.sources import (
     discover,
     read_runbook,
 )
-from incident_ops.store import Store, StoreUnavailable, ValueTooLarge
+from incident_ops.store import MAX_VALUE_BYTES, Store, StoreUnavailable, ValueTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +227,30 @@ class Indexer:
         if not parsed.chunks:
             # The only heading left out of chunks is the one naming the document.
             raise SkipFile("no text besides its title heading")
-        return _Build(file, runbook.sha256, parsed)
+        build = _Build(file, runbook.sha256, parsed)
+        self._check_record_fits(build)
+        return build
+
+    def _check_record_fits(self, build: _Build) -> None:
+        """``SkipFile`` when the record would be over the store's value cap.
+
+        Checked before embedding, which takes minutes for a large file. The
+        record is sized with zero vectors: base64 of the same number of
+        floats has the same length, so the estimate is exact.
+        """
+        rows = len(build.parsed.chunks) + 1
+        placeholder = np.zeros((rows, self.embedder.dim), dtype=np.float32)
+        size = len(json.dumps(self._record(build, placeholder),
+                              separators=(",", ":")).encode("utf-8"))
+        if size > MAX_VALUE_BYTES:
+            # One record per runbook keeps a document's chunks and vectors
+            # consistent without transactions; splitting a runbook across
+            # several records is not supported.
+            raise SkipFile(
+                f"it would need ~{size / 1e6:.0f} MB in the index "
+                f"({len(build.parsed.chunks):,} chunks), over the "
+                f"{MAX_VALUE_BYTES // 2**20} MiB per-runbook record limit: "
+                "split it into smaller files")
 
     def _warn_skip(self, source: str, reason: str) -> None:
         # In watch mode every pass sees the same bad files; say it once.
