@@ -389,3 +389,28 @@ def test_a_runbook_too_large_for_one_record_is_skipped_before_embedding(toondb, 
     runbooks, chunks, embedded, _, skipped, failed = summary_of(result.stderr)
     assert (runbooks, skipped, failed) == (1, 1, 0)
     assert embedded == chunks < 10
+
+
+def test_watching_indexer_stops_on_sigterm_while_the_server_is_down(toondb, folder):
+    (folder / "queue.md").write_text(GOOD_RUNBOOK)
+    process = subprocess.Popen(
+        python_command("process_b_indexer.py", "--runbooks", str(folder),
+                       "--poll", "0.3"),
+        cwd=PROJECT_ROOT, env=toondb.env(), stderr=subprocess.PIPE, text=True,
+    )
+    log = _LogReader(process)
+    try:
+        log.wait_for("index version 1", timeout=60)
+        toondb.stop()
+        # Let the watcher's next check start waiting for the dead server.
+        time.sleep(1.0)
+
+        process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        assert process.wait(timeout=10) == 0
+        assert time.monotonic() - started < 5
+        log.wait_for("stopped by signal", timeout=5)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

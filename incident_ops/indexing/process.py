@@ -1,6 +1,7 @@
 """The indexer process: one pass, then (unless ``--once``) watch the folder.
 
-Exit codes: 0 after a pass with ``--once`` or after SIGINT/SIGTERM; 1 when
+Exit codes: 0 after a pass with ``--once`` or after SIGINT/SIGTERM (honoured
+within about 2 s while watching, even with the server down); 1 when
 the server or the embedder is unavailable in ``--once`` mode, or the
 runbook folder does not exist. While watching, an unreachable server or
 embedding endpoint is waited out (logged once) rather than ending the
@@ -17,12 +18,15 @@ from pathlib import Path
 from incident_ops import config, logs
 from incident_ops.indexing.embedder import EmbedderError, get_embedder
 from incident_ops.indexing.indexer import Indexer
-from incident_ops.store import Store, StoreError
+from incident_ops.store import DEFAULT_DEADLINE_S, Store, StoreError
 
 log = logging.getLogger("incident_ops.indexer")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_POLL_S = 2.0
+# While watching, a store call waits at most this long for a dead server,
+# so a stop signal is honoured within seconds; the loop itself retries.
+WATCH_STORE_DEADLINE_S = 2.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
 
     try:
-        store = Store.open(args.db)
+        store = Store.open(args.db, deadline=_store_deadline(args.once))
         indexer = Indexer(store=store, root=root, embedder=get_embedder(), stop=stop)
         log.info("indexing %s into %s", root, store.socket_path)
         if args.once:
@@ -80,6 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     if stop.is_set():
         log.info("stopped by signal")
     return 0
+
+
+def _store_deadline(once: bool) -> float:
+    """Seconds a store call waits for the server: the full deadline for one
+    pass, a short one inside the watch loop (``OPS_STORE_DEADLINE`` caps both).
+    """
+    deadline = config.env_float("OPS_STORE_DEADLINE", DEFAULT_DEADLINE_S)
+    return deadline if once else min(deadline, WATCH_STORE_DEADLINE_S)
 
 
 def _runbook_folder(cli_value: Path | None) -> Path:
