@@ -18,6 +18,7 @@ from pathlib import Path
 from incident_ops import config, incidents, logs, server
 from incident_ops.config import positive_number
 from incident_ops.demo_summary import resolved_since, summary_lines
+from incident_ops.planning.openai_writer import DEFAULT_MODEL
 from incident_ops.simulator import SCENARIOS
 from incident_ops.store import Store, StoreError
 from incident_ops.supervisor import Supervisor
@@ -54,7 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def plan_writer_banner() -> str:
     if not os.environ.get("OPENAI_API_KEY"):
         return "plan writer: offline (set OPENAI_API_KEY to use OpenAI)"
-    model = os.environ.get("OPENAI_MODEL") or "the default model"
+    model = os.environ.get("OPENAI_MODEL") or DEFAULT_MODEL
     where = os.environ.get("OPENAI_BASE_URL") or "api.openai.com"
     return f"plan writer: OpenAI ({model} at {where})"
 
