@@ -12,8 +12,8 @@ after a warm-up. ``--scale N`` measures again on the corpus copied until
 the index holds at least N chunks.
 
     .venv/bin/python bench/retrieval_bench.py \\
-        --runbooks /work/shared/corpora/prometheus-operator-runbooks/content/runbooks \\
-        --alerts /work/shared/corpora/kube-prometheus-alerts [--scale 10000] [--misses]
+        --runbooks RUNBOOKS_REPO/content/runbooks \\
+        --alerts ALERT_RULES_DIR [--scale 10000] [--misses]
 
 Prints a Markdown table for the README and writes the same figures as JSON
 to ``--out``.
