@@ -9,7 +9,13 @@ Each poll reads ``metrics/latest`` (the newest samples, in order) and:
    escalation is recorded once so that a human knows the incident waits;
 2. feeds every new sample to the detection rule (stale or incomplete
    samples are "no data"); the rule opens an incident, or resolves the
-   MITIGATING one;
+   MITIGATING one. A sample is stale when it is older than
+   ``stale_intervals`` of its collection intervals plus the time since the
+   previous read, so a slow poll never makes fresh samples look old. When
+   the collector wrote more samples since the previous read than
+   ``metrics/latest`` carries, the missed ones are read from the history;
+   only a gap longer than ``CATCH_UP_MINUTES`` (or history already pruned)
+   breaks the streaks instead;
 3. moves the current action along: approval (with ``--require-approval``),
    request to the collector, applied, and, if the service has not started
    to recover within the action window, on to the next action; when none
@@ -30,7 +36,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from incident_ops import action_requests, incidents, keys
@@ -45,8 +51,8 @@ from incident_ops.incident_report import (
     stamp,
 )
 from incident_ops.lifecycle import OutageLog, StopFlag
-from incident_ops.metric_log import read_latest
-from incident_ops.metrics import Sample, age_seconds, iso, now_utc
+from incident_ops.metric_log import read_history_bucket, read_latest
+from incident_ops.metrics import Sample, age_seconds, iso, now_utc, parse_time
 from incident_ops.planning.plan import IncidentFacts
 from incident_ops.planning.render import render_plan
 from incident_ops.retrieval.index import NothingIndexed
@@ -59,6 +65,9 @@ OUTAGE_RETRY_S = 0.5
 # How often the "no data" line repeats while samples stay stale.
 NO_DATA_REPEAT_S = 10.0
 STATUS_EVERY_S = 5.0
+# The longest stretch of missed samples read back from the history; a
+# longer one (a commander stopped for a long while) is skipped as no data.
+CATCH_UP_MINUTES = 10
 # The fewest polls without an index before escalating, however short the poll.
 INDEX_GRACE_POLLS = 10
 # The ``reason`` of the escalation an unindexed store causes; it does not
@@ -113,6 +122,8 @@ class Commander:
         self.resolved_one = False
         self.index_wait_since: float | None = None
         self.index_wait_polls = 0
+        self.last_read_at: float | None = None
+        self.last_sample_at: str | None = None
         self.no_data_since: float | None = None
         self.no_data_said_at = 0.0
         self.status_written_at = 0.0
@@ -175,34 +186,44 @@ class Commander:
 
     def _consume(self, samples: list[Sample]) -> None:
         now = self.clock()
+        since_last_read = (self.settings.poll_s if self.last_read_at is None
+                           else max(self.settings.poll_s,
+                                    now.timestamp() - self.last_read_at))
+        self.last_read_at = now.timestamp()
         fresh_new = [s for s in samples
                      if self.last_seq is None or s.seq > self.last_seq]
 
         if not fresh_new:
             newest = samples[-1] if samples else None
-            if newest is None or self._is_stale(newest, now):
+            if newest is None or self._is_stale(newest, now, since_last_read):
                 self._no_data(newest, now)
             return
 
         if self.last_seq is not None and fresh_new[0].seq > self.last_seq + 1:
-            # Samples were missed (the tail moved on while we were busy):
+            fresh_new = self._missed(fresh_new[0]) + fresh_new
+        if self.last_seq is not None and fresh_new[0].seq > self.last_seq + 1:
+            # Samples were missed and the history could not supply them:
             # the streaks they would have continued are broken.
+            log.warning("samples %d to %d were not evaluated", self.last_seq + 1,
+                        fresh_new[0].seq - 1)
             self.detector, _ = self.detector.observe(Verdict.NO_DATA)
 
         for sample in fresh_new:
-            stale = self._is_stale(sample, now)
+            stale = self._is_stale(sample, now, since_last_read)
             verdict = classify(sample.latency_p99_ms, sample.error_rate_pct,
                                self.rules, stale=stale)
+            log.debug("sample %d: %s", sample.seq, verdict.value)
             detector, change = self.detector.observe(verdict, sample.seq)
             incident_before = self.incident
             if change is Change.OPEN:
-                announce = self._open(sample, detector, samples)
+                announce = self._open(sample, detector, [*fresh_new, *samples])
             elif change is Change.RESOLVE:
                 announce = self._resolve(sample)
             else:
                 announce = None
             self.detector = detector
             self.last_seq = sample.seq
+            self.last_sample_at = sample.at
             self._report(sample, verdict, stale, now, incident_before, change)
             if announce:
                 self.say(announce)
@@ -210,8 +231,33 @@ class Commander:
                 # Plan first; the remaining samples wait for the next poll.
                 break
 
-    def _is_stale(self, sample: Sample, now: datetime) -> bool:
-        limit = self.rules.stale_intervals * sample.interval_s
+    def _missed(self, first_new: Sample) -> list[Sample]:
+        """The samples between the last one evaluated and ``first_new``, from
+        the history's minute buckets; [] when the gap is too long to read."""
+        if self.last_sample_at is None:
+            return []
+        start = parse_time(self.last_sample_at).replace(second=0, microsecond=0)
+        end = parse_time(first_new.at)
+        if end - start > timedelta(minutes=CATCH_UP_MINUTES):
+            return []
+        found: dict[int, Sample] = {}
+        minute = start
+        while minute <= end:
+            for sample in read_history_bucket(self.store, minute):
+                if self.last_seq < sample.seq < first_new.seq:
+                    found[sample.seq] = sample
+            minute += timedelta(minutes=1)
+        missed = [found[seq] for seq in sorted(found)]
+        # Only a complete run continues the streaks; a partial one is a gap.
+        if len(missed) != first_new.seq - self.last_seq - 1:
+            return []
+        log.debug("read %d sample(s) written since the last poll from the history",
+                  len(missed))
+        return missed
+
+    def _is_stale(self, sample: Sample, now: datetime,
+                  since_last_read: float) -> bool:
+        limit = self.rules.stale_intervals * sample.interval_s + since_last_read
         return age_seconds(sample, now) > limit
 
     def _report(self, sample: Sample, verdict: Verdict, stale: bool, now: datetime,

@@ -6,6 +6,7 @@ plan holds; the collector is the real process with its simulated service.
 The real advisor is exercised by the reliability tests.
 """
 
+import re
 import subprocess
 import threading
 import time
@@ -229,6 +230,30 @@ def test_stale_data_neither_opens_nor_resolves(world):
         assert only_incident(store)["state"] == "MITIGATING"
         assert commander.commander.detector.clear_streak == 0
         time.sleep(0.1)
+
+
+def test_fast_collector_slow_poll_no_false_no_data_and_no_sample_skipped(
+        toondb, tmp_path):
+    """Interval 0.1 s, poll 1 s: ten or more samples land between two reads,
+    as many as ``metrics/latest`` carries; none may look stale or be skipped."""
+    collector = Proc("collector", ["process_a_collector.py", "--interval", "0.1",
+                                   "--scenario", "healthy"], toondb.env(), tmp_path)
+    commander = Proc("commander", ["process_c_commander.py", "--poll", "1", "-v"],
+                     toondb.env(), tmp_path)
+    with toondb.store() as store:
+        wait_until(lambda: (store.get(keys.METRICS_LATEST) or {}).get("seq", 0) > 1,
+                   60, "the collector")
+        commander.wait_for("OK |")
+        time.sleep(6)
+    assert commander.stop() == 0 and collector.stop() == 0
+
+    after_first_ok = commander.output().split("OK |", 1)[1]
+    assert "no data" not in after_first_ok
+    evaluated = [int(m) for m in re.findall(r"commander: sample (\d+): ",
+                                            commander.errors())]
+    assert len(evaluated) >= 50
+    assert evaluated == list(range(evaluated[0], evaluated[-1] + 1))
+    assert "were not evaluated" not in commander.errors()
 
 
 def test_commander_exits_on_sigterm(toondb, tmp_path):
