@@ -414,3 +414,38 @@ def test_watching_indexer_stops_on_sigterm_while_the_server_is_down(toondb, fold
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_second_indexer_waits_as_standby_until_the_first_exits(toondb, folder):
+    (folder / "queue.md").write_text(GOOD_RUNBOOK)
+    watcher = subprocess.Popen(
+        python_command("process_b_indexer.py", "--runbooks", str(folder),
+                       "--poll", "0.3"),
+        cwd=PROJECT_ROOT, env=toondb.env(), stderr=subprocess.PIPE, text=True,
+    )
+    once = None
+    try:
+        _LogReader(watcher).wait_for("index version 1", timeout=60)
+        once = subprocess.Popen(
+            python_command("process_b_indexer.py", "--once", "--runbooks",
+                           str(folder)),
+            cwd=PROJECT_ROOT, env=toondb.env(), stderr=subprocess.PIPE, text=True,
+        )
+        once_log = _LogReader(once)
+        once_log.wait_for(f"standby: another indexer is active (pid {watcher.pid})",
+                          timeout=30)
+        time.sleep(1.0)
+        assert once.poll() is None, "the --once pass ran beside the watcher"
+
+        watcher.send_signal(signal.SIGTERM)
+        assert watcher.wait(timeout=15) == 0
+        assert once.wait(timeout=60) == 0
+        once_log.wait_for("indexed 1 runbooks", timeout=5)
+        runbooks, chunks, embedded, unchanged, _, _ = summary_of(once_log.text())
+        assert (runbooks, embedded, unchanged) == (1, 0, chunks)
+        assert not (toondb.db / "indexer.pid").exists()
+    finally:
+        for process in (watcher, once):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()

@@ -3,9 +3,11 @@
 Exit codes: 0 after a pass with ``--once`` or after SIGINT/SIGTERM (honoured
 within about 2 s while watching, even with the server down); 1 when
 the server or the embedder is unavailable in ``--once`` mode, or the
-runbook folder does not exist. While watching, an unreachable server or
-embedding endpoint is waited out (logged once) rather than ending the
-process.
+runbook folder does not exist. One indexer writes a database at a time
+(``$OPS_DB/indexer.lock``); another, watching or ``--once``, waits as a
+standby and runs when the first exits. While watching, an unreachable
+server or embedding endpoint is waited out (logged once) rather than
+ending the process.
 """
 
 import argparse
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from incident_ops import config, logs
 from incident_ops.indexing.embedder import EmbedderError, get_embedder
+from incident_ops.indexing.exclusive import IndexerLock
 from incident_ops.indexing.indexer import Indexer
 from incident_ops.store import DEFAULT_DEADLINE_S, Store, StoreError
 
@@ -68,18 +71,29 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
+    lock = IndexerLock(config.db_dir(args.db))
     try:
         store = Store.open(args.db, deadline=_store_deadline(args.once))
-        indexer = Indexer(store=store, root=root, embedder=get_embedder(), stop=stop)
-        log.info("indexing %s into %s", root, store.socket_path)
-        if args.once:
-            summary = indexer.run_pass()
-            log.info("%s (index version %d)", summary.line(), summary.version)
-        else:
-            indexer.watch(args.poll)
+        # A --once pass takes the lock too, so it never writes beside a
+        # watcher; it waits, then finds the watcher's index current.
+        if lock.acquire(stop):
+            indexer = Indexer(store=store, root=root, embedder=get_embedder(),
+                              stop=stop)
+            log.info("indexing %s into %s", root, store.socket_path)
+            if args.once:
+                summary = indexer.run_pass()
+                log.info("%s (index version %d)", summary.line(), summary.version)
+            else:
+                indexer.watch(args.poll)
     except (StoreError, EmbedderError, config.ConfigError) as error:
         log.error("%s", error)
         return 1
+    except OSError as error:
+        log.error("cannot take the indexer lock in %s: %s", config.db_dir(args.db),
+                  error.strerror or error)
+        return 1
+    finally:
+        lock.release()
 
     if stop.is_set():
         log.info("stopped by signal")
