@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write one metric sample per interval to the ToonDB store.",
     )
     parser.add_argument("--db", help="database folder (default: $OPS_DB or ./ops_db)")
-    parser.add_argument("--interval", type=float, default=5.0, metavar="S",
+    parser.add_argument("--interval", type=config.positive_number, default=5.0,
+                        metavar="S",
                         help="seconds between samples (default %(default)g)")
     parser.add_argument("--source", default="simulate",
                         help="simulate (default) or replay:FILE.csv")
@@ -49,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true",
                         help="carry on with the simulated service stored in the "
                         "database (same scenario) instead of starting it over")
-    parser.add_argument("--retention-hours", type=float, default=24.0, metavar="H",
+    parser.add_argument("--retention-hours", type=config.positive_number,
+                        default=24.0, metavar="H",
                         help="keep metric history this long (default %(default)g)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs")
     return parser

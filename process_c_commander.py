@@ -12,7 +12,11 @@ import sys
 
 from incident_ops import config, logs
 from incident_ops.commander import Commander, Settings
-from incident_ops.detection import add_rule_arguments, rules_from_args
+from incident_ops.detection import (
+    add_rule_arguments,
+    positive_count,
+    rules_from_args,
+)
 from incident_ops.errors import UserError
 from incident_ops.leadership import COMMANDER, RoleLock, wait_for_leadership
 from incident_ops.lifecycle import StopFlag
@@ -31,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         "resolve on measured recovery.",
     )
     parser.add_argument("--db", help="database folder (default: $OPS_DB or ./ops_db)")
-    parser.add_argument("--poll", type=float, default=1.0, metavar="S",
+    parser.add_argument("--poll", type=config.positive_number, default=1.0, metavar="S",
                         help="seconds between reads of the metrics (default "
                         "%(default)g)")
     parser.add_argument("--once", action="store_true",
@@ -39,10 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--require-approval", action="store_true",
                         help="wait for 'python -m incident_ops approve ID' before "
                         "each action")
-    parser.add_argument("--action-window", type=int, default=8, metavar="N",
+    parser.add_argument("--action-window", type=positive_count, default=8,
+                        metavar="N",
                         help="samples an applied action gets to start a recovery "
                         "before the next action is tried (default %(default)s)")
-    parser.add_argument("--index-grace", type=float, default=30.0, metavar="S",
+    parser.add_argument("--index-grace", type=config.positive_number, default=30.0,
+                        metavar="S",
                         help="seconds an open incident waits for indexed runbooks "
                         "before escalating to a human; it keeps waiting after "
                         "(default %(default)g)")
@@ -52,10 +58,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    if args.poll <= 0:
-        raise UserError(f"--poll {args.poll:g}: give a positive number of seconds")
-    if args.action_window < 1:
-        raise UserError(f"--action-window {args.action_window}: give at least 1")
     try:
         rules = rules_from_args(args)
     except ValueError as error:

@@ -18,6 +18,8 @@ import argparse
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from incident_ops.config import non_negative_number, positive_number
+
 Step = tuple["Detector", "Change | None"]
 
 
@@ -45,14 +47,14 @@ class Rules:
     stale_intervals: float = 3.0
 
     def __post_init__(self) -> None:
-        if self.clear_p99_ms > self.trigger_p99_ms:
+        if self.clear_p99_ms >= self.trigger_p99_ms:
             raise ValueError(
-                f"clear p99 {self.clear_p99_ms:g} ms is above the trigger "
+                f"clear p99 {self.clear_p99_ms:g} ms is not below the trigger "
                 f"{self.trigger_p99_ms:g} ms; the clear band must be lower"
             )
-        if self.clear_error_pct > self.trigger_error_pct:
+        if self.clear_error_pct >= self.trigger_error_pct:
             raise ValueError(
-                f"clear error rate {self.clear_error_pct:g} % is above the "
+                f"clear error rate {self.clear_error_pct:g} % is not below the "
                 f"trigger {self.trigger_error_pct:g} %; it must be lower"
             )
         if self.trigger_samples < 1 or self.clear_samples < 1:
@@ -162,29 +164,44 @@ def evaluate_series(
     return episodes
 
 
+def positive_count(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a count of samples)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
 def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
     """The rule flags, the same for the commander and ``detect``."""
     defaults = Rules()
     group = parser.add_argument_group("detection rule")
-    group.add_argument("--trigger-p99", type=float, default=defaults.trigger_p99_ms,
+    group.add_argument("--trigger-p99", type=non_negative_number,
+                       default=defaults.trigger_p99_ms,
                        metavar="MS", help="open above this p99 latency "
                        "(default %(default)g)")
-    group.add_argument("--trigger-error", type=float,
+    group.add_argument("--trigger-error", type=non_negative_number,
                        default=defaults.trigger_error_pct, metavar="PCT",
                        help="... and above this error rate (default %(default)g)")
-    group.add_argument("--clear-p99", type=float, default=defaults.clear_p99_ms,
+    group.add_argument("--clear-p99", type=non_negative_number,
+                       default=defaults.clear_p99_ms,
                        metavar="MS", help="clear below this p99 latency "
                        "(default %(default)g)")
-    group.add_argument("--clear-error", type=float, default=defaults.clear_error_pct,
+    group.add_argument("--clear-error", type=non_negative_number,
+                       default=defaults.clear_error_pct,
                        metavar="PCT", help="... and below this error rate "
                        "(default %(default)g)")
-    group.add_argument("--trigger-samples", type=int,
+    group.add_argument("--trigger-samples", type=positive_count,
                        default=defaults.trigger_samples, metavar="N",
                        help="breaching samples in a row to open (default %(default)s)")
-    group.add_argument("--clear-samples", type=int, default=defaults.clear_samples,
+    group.add_argument("--clear-samples", type=positive_count,
+                       default=defaults.clear_samples,
                        metavar="M",
                        help="healthy samples in a row to resolve (default %(default)s)")
-    group.add_argument("--stale-intervals", type=float,
+    group.add_argument("--stale-intervals", type=positive_number,
                        default=defaults.stale_intervals, metavar="K",
                        help="a sample older than K collection intervals is stale "
                        "(default %(default)g)")

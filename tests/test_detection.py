@@ -155,9 +155,42 @@ def test_thresholds_are_strict_and_configurable():
     assert len(evaluate_series([(None, 2500, 8)], looser)) == 1
 
 
-def test_clear_band_above_trigger_is_refused():
-    with pytest.raises(ValueError, match="clear p99 1200 ms is above the trigger"):
+def test_clear_band_not_below_trigger_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="clear p99 1200 ms is not below the trigger"):
         Rules(clear_p99_ms=1200)
+    with pytest.raises(ValueError, match="clear error rate 5 % is not below"):
+        Rules(clear_error_pct=5)
+
+    path = write_series(tmp_path, [HEALTHY])
+    result = run_project(["-m", "incident_ops", "detect", "--replay", str(path),
+                          "--clear-p99", "1000"], env=None, timeout=60)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.strip() == ("error: clear p99 1000 ms is not below the "
+                                     "trigger 1000 ms; the clear band must be lower")
+
+
+@pytest.mark.parametrize("command, flag, value, complaint", [
+    (["process_a_collector.py"], "--interval", "nan", "is not a finite number"),
+    (["process_a_collector.py"], "--interval", "inf", "is not a finite number"),
+    (["process_a_collector.py"], "--retention-hours", "nan", "is not a finite number"),
+    (["process_a_collector.py"], "--retention-hours", "-1", "must be greater than 0"),
+    (["process_c_commander.py"], "--poll", "nan", "is not a finite number"),
+    (["process_c_commander.py"], "--trigger-p99", "nan", "is not a finite number"),
+    (["process_c_commander.py"], "--action-window", "0", "must be at least 1"),
+    (["process_c_commander.py"], "--trigger-error", "-3", "must not be negative"),
+    (["-m", "incident_ops", "detect", "--replay", "x.csv"], "--trigger-p99", "nan",
+     "is not a finite number"),
+    (["-m", "incident_ops", "detect", "--replay", "x.csv"], "--clear-samples",
+     "1.5", "is not a whole number"),
+])
+def test_bad_numeric_flags_exit_2_with_one_usage_error(command, flag, value,
+                                                       complaint):
+    result = run_project([*command, f"{flag}={value}"], env=None, timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("usage: ")
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.endswith(f"error: argument {flag}: '{value}' {complaint}")
 
 
 def test_detector_reports_where_the_breach_began():
