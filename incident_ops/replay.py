@@ -4,7 +4,11 @@ Columns: ``timestamp,latency_p99_ms,error_rate_pct,cpu_pct`` in any order;
 extra columns are ignored and CRLF line ends are accepted. A timestamp is
 ISO 8601 or epoch seconds. An empty cell is a missing value; a bad cell is
 recorded as missing and logged once per row, so one broken reading never
-hides the rest of the file.
+hides the rest of the file. A row with fewer cells than the header lacks
+the values of the absent ones, an unreadable timestamp leaves the row
+without one, and timestamps that do not increase get one warning for the
+whole file; each is said in that one line per row, and rows are always
+taken in file order.
 """
 
 import csv
@@ -68,27 +72,50 @@ def _parse(path: Path, lines: list[str]) -> list[Row]:
 
     rows = []
     for index, cells in enumerate(reader):
-        rows.append(_row(path, index, cells))
+        rows.append(_row(path, index, cells, len(header)))
+    _warn_if_time_goes_back(path, rows)
     return rows
 
 
-def _row(path: Path, index: int, cells: dict) -> Row:
-    problems = []
+def _row(path: Path, index: int, cells: dict, columns: int) -> Row:
+    missing = []
     values = {}
     for name in METRIC_FIELDS:
         value, problem = vet_value(name, cells.get(name))
         values[name] = value
         if problem:
-            problems.append(problem)
+            missing.append(problem)
+    notes = [f"{'; '.join(missing)}; recorded as missing"] if missing else []
 
     timestamp, problem = parse_timestamp(cells.get(TIMESTAMP))
     if problem:
-        problems.append(problem)
+        notes.append(f"{problem}; kept without a timestamp")
 
-    if problems:
-        log.warning("%s row %d: %s; recorded as missing",
-                    path.name, index, "; ".join(problems))
-    return Row(index=index, timestamp=timestamp, problems=tuple(problems), **values)
+    # DictReader fills absent cells with None and gathers extra ones under None.
+    extra = cells.pop(None, None) or []
+    present = sum(value is not None for value in cells.values()) + len(extra)
+    if present != columns:
+        notes.append(f"{present} cell(s) where the header has {columns}; "
+                     + ("absent ones are missing" if present < columns
+                        else "extra ones ignored"))
+
+    if notes:
+        log.warning("%s row %d: %s", path.name, index, "; ".join(notes))
+    return Row(index=index, timestamp=timestamp, problems=tuple(notes), **values)
+
+
+def _warn_if_time_goes_back(path: Path, rows: list[Row]) -> None:
+    """One warning for the whole file when timestamps do not increase."""
+    stamped = [(row.index, datetime.fromisoformat(row.timestamp))
+               for row in rows if row.timestamp is not None]
+    backwards = [(index, moment, earlier)
+                 for (_, earlier), (index, moment) in zip(stamped, stamped[1:])
+                 if moment <= earlier]
+    if backwards:
+        index, moment, earlier = backwards[0]
+        log.warning("%s: timestamps do not increase at %d row(s), first at row %d "
+                    "(%s, after %s); rows are taken in file order", path.name,
+                    len(backwards), index, iso(moment), iso(earlier))
 
 
 def parse_timestamp(raw: str | None) -> tuple[str | None, str | None]:

@@ -116,6 +116,33 @@ def test_invalid_values_are_missing_and_logged(tmp_path):
     assert "error_rate_pct='101' is over 100" in result.stderr
 
 
+def test_bad_timestamps_short_rows_and_time_going_back_are_warned(tmp_path):
+    path = tmp_path / "odd.csv"
+    path.write_text(HEADER + "\n" + "\n".join([
+        "2026-01-04T18:00:10,1500,8,40",
+        "2026-01-04T18:00:05,1500,8,40",        # earlier than the row before
+        "yesterday,1500,8,40",                  # cannot be parsed
+        "2026-01-04T18:00:15,300",              # too few cells
+        "2026-01-04T18:00:15,300,1,40",         # same time as the row before
+    ]) + "\n")
+    result = run_project(["-m", "incident_ops", "detect", "--replay", str(path)],
+                         env=None, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == (
+        "incident 1: opened at sample 2 (no timestamp), still open at the end "
+        "of the series")
+    warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 3, warnings
+    assert ("row 2: timestamp='yesterday' is neither ISO 8601 nor epoch seconds; "
+            "kept without a timestamp") in warnings[0]
+    assert "row 3: 2 cell(s) where the header has 4; absent ones are missing" in (
+        warnings[1])
+    assert ("timestamps do not increase at 2 row(s), first at row 1 "
+            "(2026-01-04T18:00:05.000+00:00, after 2026-01-04T18:00:10.000+00:00)"
+            ) in warnings[2]
+
+
 def test_text_output_names_open_and_resolve_samples(tmp_path):
     path = write_series(tmp_path, [BREACH] * 3 + [HEALTHY] * 3)
     result = run_project(["-m", "incident_ops", "detect", "--replay", str(path)],

@@ -1,7 +1,10 @@
 """``detect --replay FILE.csv``: run the detection rule over a recorded series.
 
 No server is needed. Exit 0 with the incidents found (possibly none); exit
-2 with one line when the file cannot be read at all.
+2 with one line when the file cannot be read at all. Rows it can partly
+use (a bad value, too few cells, an unreadable timestamp, time going back)
+get one warning line each on stderr; an incident at a row without a
+timestamp prints ``(no timestamp)``.
 """
 
 import json
@@ -12,6 +15,7 @@ from incident_ops.errors import UserError
 from incident_ops.replay import ReplayError, read_rows
 
 UNREADABLE_EXIT = 2
+NO_TIMESTAMP = "no timestamp"
 
 
 def add_parser(subparsers) -> None:
@@ -50,12 +54,13 @@ def run(args) -> int:
         return 0
 
     for number, episode in enumerate(episodes, start=1):
-        opened = f"opened at sample {episode.opened_index} ({episode.opened_at})"
+        opened = (f"opened at sample {episode.opened_index} "
+                  f"({episode.opened_at or NO_TIMESTAMP})")
         if episode.resolved_index is None:
             resolved = "still open at the end of the series"
         else:
             resolved = (f"resolved at sample {episode.resolved_index} "
-                        f"({episode.resolved_at})")
+                        f"({episode.resolved_at or NO_TIMESTAMP})")
         print(f"incident {number}: {opened}, {resolved}")
     no_data = sum(1 for _, latency, errors in series if None in (latency, errors))
     print(f"{len(episodes)} incident(s) in {len(rows)} samples "
