@@ -570,12 +570,9 @@ class Commander:
         if any(event["kind"] == "escalation" and event.get("reason") != NO_RUNBOOKS
                for event in incident["events"]):
             return
-        tried = [a["kind"] for a in incident["actions"]
-                 if a["status"] != incidents.MANUAL]
         manual = [a["text"] for a in incident["actions"]
                   if a["status"] == incidents.MANUAL]
-        description = (f"every automatic action tried ({', '.join(tried) or 'none'}) "
-                       "without recovery; a human must step in")
+        description = f"{_what_was_tried(incident)}; a human must step in"
         if manual:
             description += f"; manual steps in the plan: {'; '.join(manual)}"
         self._add_event(incident, "escalation", description)
@@ -613,3 +610,23 @@ class Commander:
             "last_seq": self.last_seq,
         })
         self.status_written_at = now.timestamp()
+
+
+def _what_was_tried(incident: dict) -> str:
+    """What became of the automatic actions, for the escalation: applied ones
+    had no effect, others could not be applied (a replayed series, say)."""
+    applied = [a["kind"] for a in incident["actions"]
+               if a["status"] == incidents.NO_EFFECT]
+    refused = [f"{a['kind']}: {a.get('detail') or 'not applied'}"
+               for a in incident["actions"] if a["status"] == incidents.NOT_APPLIED]
+    applied_text, refused_text = ", ".join(applied), "; ".join(refused)
+    if incident.get("plan_error"):
+        return "planning failed, so no automatic action was tried"
+    if not applied and not refused:
+        return "the plan holds no automatic action"
+    if not applied:
+        return f"no automatic action could be applied ({refused_text})"
+    if not refused:
+        return f"every automatic action was applied without recovery ({applied_text})"
+    return (f"no automatic action brought recovery (applied: {applied_text}; "
+            f"not applied: {refused_text})")

@@ -134,7 +134,9 @@ def test_exhausted_actions_escalate_and_stay_mitigating(world):
         lambda: (i := only_incident(store)) and i["events"] and i, 90, "escalation")
     assert escalated["state"] == "MITIGATING"
     assert escalated["events"][-1]["kind"] == "escalation"
-    assert "do manual" in escalated["events"][-1]["description"]
+    assert escalated["events"][-1]["description"] == (
+        "every automatic action was applied without recovery (rollback_deployment); "
+        "a human must step in; manual steps in the plan: do manual")
     statuses = [(a["kind"], a["status"]) for a in escalated["actions"]]
     assert statuses == [("rollback_deployment", "no_effect"), ("manual", "manual")]
 
@@ -187,6 +189,8 @@ def test_failed_planning_escalates_and_recovery_still_resolves(world, tmp_path):
     assert resolved["plan_error"] == "RuntimeError: writer exploded"
     assert [e["kind"] for e in resolved["events"]] == ["escalation"]
     assert "Planning failed (writer exploded)" in commander.output()
+    assert resolved["events"][0]["description"] == (
+        "planning failed, so no automatic action was tried; a human must step in")
     assert collector.process.wait(timeout=30) == 0
 
 
@@ -216,6 +220,22 @@ def test_no_index_escalates_once_and_the_incident_proceeds_when_one_appears(worl
     mitigating = wait_until(lambda: only_incident(store, incidents.MITIGATING), 30,
                             "MITIGATING once the index appears")
     assert mitigating["plan"] is not None
+
+
+def test_replay_escalation_says_no_action_could_be_applied(world, tmp_path):
+    series = tmp_path / "series.csv"
+    lines = [f"2026-01-04T18:00:{i:02d},1500,9,50" for i in range(40)]
+    series.write_text("timestamp,latency_p99_ms,error_rate_pct,cpu_pct\n"
+                      + "\n".join(lines) + "\n")
+    advisor = ScriptedAdvisor(["rollback_deployment"])
+    commander, _, store = world(advisor, ["--source", f"replay:{series}"])
+
+    escalated = wait_until(
+        lambda: (i := only_incident(store)) and i["events"] and i, 60, "escalation")
+    description = ("no automatic action could be applied (rollback_deployment: a "
+                   "replayed series cannot act on the service); a human must step in")
+    assert escalated["events"][0]["description"] == description
+    assert "tried" not in commander.output().split("ESCALATION", 1)[1]
 
 
 def test_stale_data_neither_opens_nor_resolves(world):
