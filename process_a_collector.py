@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         replay = read_replay(args)
         with Store.open(args.db) as store:
             lock = RoleLock(config.db_dir(args.db), COLLECTOR)
-            if not wait_for_leadership(lock, stop, say):
+            if not wait_for_leadership(lock, lambda: stop.is_set, say):
                 return 0
             try:
                 # Only now: the stored simulation is the active collector's.

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             # Ready before the lock is ours, so a standby takes over at once.
             advisor = Advisor(store)
             lock = RoleLock(database, COMMANDER)
-            if not wait_for_leadership(lock, stop, say):
+            if not wait_for_leadership(lock, lambda: stop.is_set, say):
                 return 0
             try:
                 store.deadline = min(store.deadline, LOOP_STORE_DEADLINE_S)

@@ -1,7 +1,7 @@
 """One active process per role and database: an exclusive OS lock decides which.
 
-The collector and the commander each write key families no other process
-may write, and the engine has no compare-and-set to stop a second writer.
+The collector, the indexer and the commander each write key families no
+other process may write, and the engine has no compare-and-set to stop a second writer.
 So each role holds ``flock`` on ``$OPS_DB/<role>.lock`` (through
 ``filelock``) for its whole life; the kernel releases it when the holder
 dies, however it dies, so a standby takes over without trusting a
@@ -18,19 +18,18 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from incident_ops.lifecycle import StopFlag
-
 log = logging.getLogger(__name__)
 
 COLLECTOR = "collector"
 COMMANDER = "commander"
+INDEXER = "indexer"
 RETRY_S = 0.5
 # How long a standby waits for the active process to publish its pid.
 PID_WAIT_S = 3.0
 
 
 class RoleLock:
-    """The lock of one role (``collector`` or ``commander``) in ``database``."""
+    """The lock of one role (collector, indexer, commander) in ``database``."""
 
     def __init__(self, database: Path, role: str) -> None:
         self.role = role
@@ -53,7 +52,9 @@ class RoleLock:
         return True
 
     def release(self) -> None:
-        self.lock.release()
+        if self.lock.is_locked:
+            self.pid_file.unlink(missing_ok=True)
+            self.lock.release()
 
     def active_pid(self) -> str:
         """The active holder's pid, or ``unknown``.
@@ -79,15 +80,15 @@ class RoleLock:
 
 
 def wait_for_leadership(
-    lock: RoleLock, stop: StopFlag, say: Callable[[str], None]
+    lock: RoleLock, should_stop: Callable[[], bool], say: Callable[[str], None]
 ) -> bool:
-    """Block until ``lock`` is ours (True) or a stop signal came (False).
+    """Block until ``lock`` is ours (True) or ``should_stop()`` (False).
 
     Says once that this process is a standby, naming the active one, and
     once more when it takes over.
     """
     announced = False
-    while not stop.is_set:
+    while not should_stop():
         if lock.try_acquire():
             if announced:
                 say(f"the active {lock.role} is gone: taking over")
@@ -97,7 +98,7 @@ def wait_for_leadership(
             say(f"standby: another {lock.role} is active (pid {lock.active_pid()}); "
                 "taking over if it stops")
             announced = True
-        stop.sleep(RETRY_S)
+        time.sleep(RETRY_S)
     return False
 
 

@@ -12,6 +12,7 @@ taken in file order.
 """
 
 import csv
+import itertools
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -109,7 +110,7 @@ def _warn_if_time_goes_back(path: Path, rows: list[Row]) -> None:
     stamped = [(row.index, datetime.fromisoformat(row.timestamp))
                for row in rows if row.timestamp is not None]
     backwards = [(index, moment, earlier)
-                 for (_, earlier), (index, moment) in zip(stamped, stamped[1:])
+                 for (_, earlier), (index, moment) in itertools.pairwise(stamped)
                  if moment <= earlier]
     if backwards:
         index, moment, earlier = backwards[0]

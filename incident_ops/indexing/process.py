@@ -19,8 +19,8 @@ from pathlib import Path
 
 from incident_ops import config, logs
 from incident_ops.indexing.embedder import EmbedderError, get_embedder
-from incident_ops.indexing.exclusive import IndexerLock
 from incident_ops.indexing.indexer import Indexer
+from incident_ops.leadership import INDEXER, RoleLock, wait_for_leadership
 from incident_ops.store import DEFAULT_DEADLINE_S, Store, StoreError
 
 log = logging.getLogger("incident_ops.indexer")
@@ -71,12 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
-    lock = IndexerLock(config.db_dir(args.db))
+    lock = RoleLock(config.db_dir(args.db), INDEXER)
     try:
         store = Store.open(args.db, deadline=_store_deadline(args.once))
         # A --once pass takes the lock too, so it never writes beside a
         # watcher; it waits, then finds the watcher's index current.
-        if lock.acquire(stop):
+        if wait_for_leadership(lock, stop.is_set, log.info):
             indexer = Indexer(store=store, root=root, embedder=get_embedder(),
                               stop=stop)
             log.info("indexing %s into %s", root, store.socket_path)
