@@ -21,15 +21,11 @@ from incident_ops.leadership import COLLECTOR, RoleLock, wait_for_leadership
 from incident_ops.lifecycle import StopFlag
 from incident_ops.replay import ReplayError, read_rows
 from incident_ops.simulator import DEFAULT_SCENARIO, SCENARIOS, ServiceModel
-from incident_ops.store import Store, StoreError
+from incident_ops.store import LOOP_DEADLINE_S, Store, StoreError
 
 log = logging.getLogger("incident_ops.collector")
 
 MIN_INTERVAL_S = 0.1
-# While running, store calls give up quickly so that an outage is logged
-# within seconds (the loop then retries); at start-up the store's own,
-# longer deadline gives a server being started alongside time to answer.
-LOOP_STORE_DEADLINE_S = 2.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 # Only now: the stored simulation is the active collector's.
                 source = replay or SimulatedSource(resume_model(args, store))
-                store.deadline = min(store.deadline, LOOP_STORE_DEADLINE_S)
+                store.deadline = min(store.deadline, LOOP_DEADLINE_S)
                 collector = Collector(
                     store, source, args.interval, stop,
                     history_retention=timedelta(hours=args.retention_hours),

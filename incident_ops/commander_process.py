@@ -21,11 +21,7 @@ from incident_ops.errors import UserError
 from incident_ops.leadership import COMMANDER, RoleLock, wait_for_leadership
 from incident_ops.lifecycle import StopFlag
 from incident_ops.planning.advisor import Advisor
-from incident_ops.store import Store, StoreError
-
-# While running, store calls give up quickly so that an outage is logged
-# within seconds (the loop then retries).
-LOOP_STORE_DEADLINE_S = 2.0
+from incident_ops.store import LOOP_DEADLINE_S, Store, StoreError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             if not wait_for_leadership(lock, lambda: stop.is_set, say):
                 return 0
             try:
-                store.deadline = min(store.deadline, LOOP_STORE_DEADLINE_S)
+                store.deadline = min(store.deadline, LOOP_DEADLINE_S)
                 return Commander(store, advisor, settings, stop, say=say).run()
             finally:
                 lock.release()

@@ -45,6 +45,11 @@ DEFAULT_DEADLINE_S = 30.0
 # A command typed in a shell should fail fast when the server is down, not
 # wait out the long-running processes' deadline.
 COMMAND_DEADLINE_S = 5.0
+# Inside a long-running process's loop, a call gives up quickly so that an
+# outage is logged and a stop signal honoured within seconds; the loop
+# retries on its next turn. Start-up keeps the full deadline, which gives a
+# server started alongside time to answer.
+LOOP_DEADLINE_S = 2.0
 IO_TIMEOUT_S = 15.0
 CONFLICT_RETRIES = 8
 

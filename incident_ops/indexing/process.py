@@ -21,15 +21,17 @@ from incident_ops import config, logs
 from incident_ops.indexing.embedder import EmbedderError, get_embedder
 from incident_ops.indexing.indexer import Indexer
 from incident_ops.leadership import INDEXER, RoleLock, wait_for_leadership
-from incident_ops.store import DEFAULT_DEADLINE_S, Store, StoreError
+from incident_ops.store import (
+    DEFAULT_DEADLINE_S,
+    LOOP_DEADLINE_S,
+    Store,
+    StoreError,
+)
 
 log = logging.getLogger("incident_ops.indexer")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_POLL_S = 2.0
-# While watching, a store call waits at most this long for a dead server,
-# so a stop signal is honoured within seconds; the loop itself retries.
-WATCH_STORE_DEADLINE_S = 2.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,7 +107,7 @@ def _store_deadline(once: bool) -> float:
     pass, a short one inside the watch loop (``OPS_STORE_DEADLINE`` caps both).
     """
     deadline = config.env_float("OPS_STORE_DEADLINE", DEFAULT_DEADLINE_S)
-    return deadline if once else min(deadline, WATCH_STORE_DEADLINE_S)
+    return deadline if once else min(deadline, LOOP_DEADLINE_S)
 
 
 def _runbook_folder(cli_value: Path | None) -> Path:
