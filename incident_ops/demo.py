@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         outcome = run(supervisor, args, paths, reused_server)
         if outcome == "done" and args.once:
             summary = read_summary(paths, started)
+            if summary is None:
+                supervisor.say("the commander exited, but no incident was "
+                               "resolved in this run; see its lines above")
     except StoreError as error:
         supervisor.say(f"error: {error}")
         outcome = "died"
