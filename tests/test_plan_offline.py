@@ -285,6 +285,19 @@ def test_db_overload_leads_with_a_database_action(advisor):
     assert "rollback_deployment" not in kinds
 
 
+def test_deploy_before_a_database_overload_plans_for_both_causes(advisor):
+    # Two supported causes: one mixed query ranked the deployment runbooks
+    # first and left the database mitigation out of the context.
+    advice = advisor.advise(simulated(2198, 8.1, 48, minutes_since_deploy=1,
+                                      db_connections_pct=89.0,
+                                      db_query_p99_ms=752.0, memory_pct=48.0))
+
+    kinds = [a.kind for a in advice.plan.actions]
+    assert kinds[0] == "rollback_deployment"
+    assert "scale_database" in kinds
+    assert "database-recovery.md" in advice.context.sources
+
+
 def test_memory_leak_leads_with_a_rolling_restart(advisor):
     advice = advisor.advise(simulated(1276, 6.8, 76, db_connections_pct=35.0,
                                       db_query_p99_ms=12.0, memory_pct=72.7))

@@ -17,7 +17,7 @@ from incident_ops.planning.evidence import assess
 from incident_ops.planning.offline import OfflineWriter
 from incident_ops.planning.openai_writer import OpenAISettings, OpenAIWriter
 from incident_ops.planning.plan import IncidentFacts, Plan
-from incident_ops.planning.query import TOKEN_BUDGET, TOP_K, incident_query
+from incident_ops.planning.query import TOKEN_BUDGET, TOP_K, incident_queries
 from incident_ops.retrieval import Context, Retriever
 from incident_ops.store import Store
 
@@ -66,10 +66,35 @@ class Advisor:
         raise, they end in the offline plan with its ``fallback_reason``.
         """
         evidence = assess(facts)
-        query = incident_query(facts, evidence, self.token_budget, self.top_k)
-        context = self.retriever.execute(query)
+        queries = incident_queries(facts, evidence, self.token_budget, self.top_k)
+        context = interleave([self.retriever.execute(query) for query in queries],
+                             self.token_budget, self.top_k)
         log.info("retrieved %d chunks (%d tokens) from %s for the plan",
                  len(context.chunks), context.total_tokens,
                  ", ".join(context.sources) or "no runbook")
         plan = self.writer.write(facts, context)
         return Advice(context=context, plan=plan)
+
+
+def interleave(contexts: list[Context], budget: int, top_k: int) -> Context:
+    """The contexts' chunks taken in turn (first of each, then second of
+    each, ...), each chunk once, whole chunks within ``budget`` tokens."""
+    if len(contexts) == 1:
+        return contexts[0]
+
+    merged = Context(budget=budget, index_version=contexts[0].index_version)
+    seen: set[str] = set()
+    depth = max(len(context.chunks) for context in contexts)
+    for position in range(depth):
+        for context in contexts:
+            if position >= len(context.chunks):
+                continue
+            chunk = context.chunks[position]
+            if chunk.chunk_id in seen or len(merged.chunks) >= top_k:
+                continue
+            if merged.total_tokens + chunk.tokens > budget:
+                continue
+            seen.add(chunk.chunk_id)
+            merged.chunks.append(chunk)
+            merged.total_tokens += chunk.tokens
+    return merged

@@ -1,10 +1,15 @@
-"""The retrieval query an incident asks, built from its facts alone.
+"""The retrieval queries an incident asks, built from its facts alone.
 
-The symptoms are always in it; each cause the facts support (see
+The symptoms are always in them; each cause the facts support (see
 ``evidence``) adds its description and search words, so a database
 incident whose facts carry a saturated connection pool reaches the
 database runbook. Without such evidence the query can only describe the
 symptoms, and retrieval returns the general latency guidance.
+
+When the facts support several causes (a deployment shortly before a
+saturated database), one query per cause is asked: a single query mixing
+them ranks the strongest cause's runbook first and can leave the other's
+mitigation out of the context altogether.
 """
 
 from incident_ops.planning.evidence import SEARCH_TERMS, Evidence
@@ -16,11 +21,24 @@ TOKEN_BUDGET = 2000
 TOP_K = 8
 
 
+def incident_queries(facts: IncidentFacts, evidence: Evidence,
+                     token_budget: int = TOKEN_BUDGET,
+                     top_k: int = TOP_K) -> list[HybridQuery]:
+    """One hybrid query per supported cause, strongest first; one for the
+    symptoms alone when the facts support no cause."""
+    causes = [[topic] for topic in evidence.findings] or [[]]
+    return [incident_query(facts, evidence, token_budget, top_k, findings)
+            for findings in causes]
+
+
 def incident_query(facts: IncidentFacts, evidence: Evidence,
                    token_budget: int = TOKEN_BUDGET,
-                   top_k: int = TOP_K) -> HybridQuery:
-    """The hybrid query for ``facts``: 0.6 semantic, 0.4 keyword, deduplicated."""
-    findings = evidence.findings
+                   top_k: int = TOP_K,
+                   findings: list[str] | None = None) -> HybridQuery:
+    """The hybrid query for ``facts`` and ``findings`` (default: every
+    supported cause): 0.6 semantic, 0.4 keyword, deduplicated."""
+    if findings is None:
+        findings = evidence.findings
     described = [f"{facts.service}: {evidence.supported['latency']}, "
                  f"{SYMPTOM_WORDS}."]
     described += [f"{evidence.supported[topic]}; {SEARCH_TERMS[topic]}."
