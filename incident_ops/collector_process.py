@@ -18,7 +18,7 @@ from incident_ops import config, keys, logs
 from incident_ops.collector import Collector, ReplaySource, SimulatedSource
 from incident_ops.errors import UserError
 from incident_ops.leadership import COLLECTOR, RoleLock, wait_for_leadership
-from incident_ops.lifecycle import StopFlag
+from incident_ops.lifecycle import StopFlag, say
 from incident_ops.replay import ReplayError, read_rows
 from incident_ops.simulator import DEFAULT_SCENARIO, SCENARIOS, ServiceModel
 from incident_ops.store import LOOP_DEADLINE_S, Store, StoreError
@@ -84,10 +84,6 @@ def resume_model(args: argparse.Namespace, store: Store) -> ServiceModel:
         log.info("no stored %s simulation to resume; starting it over",
                  args.scenario)
     return ServiceModel(scenario=args.scenario, seed=args.seed)
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from incident_ops.detection import (
 )
 from incident_ops.errors import UserError
 from incident_ops.leadership import COMMANDER, RoleLock, wait_for_leadership
-from incident_ops.lifecycle import StopFlag
+from incident_ops.lifecycle import StopFlag, say
 from incident_ops.planning.advisor import Advisor
 from incident_ops.store import LOOP_DEADLINE_S, Store, StoreError
 
@@ -61,10 +61,6 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(rules=rules, poll_s=args.poll, action_window=args.action_window,
                     require_approval=args.require_approval, once=args.once,
                     index_grace_s=args.index_grace)
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,3 +68,9 @@ class OutageLog:
             log.info("ToonDB server reachable again after %.1f s",
                      time.monotonic() - self.down_since)
             self.down_since = None
+
+
+def say(line: str) -> None:
+    """A console line for the user, flushed so a runner reading a pipe
+    shows it at once."""
+    print(line, flush=True)

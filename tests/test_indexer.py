@@ -57,6 +57,15 @@ def index_once(toondb, folder, **env):
                        env=toondb.env(**env))
 
 
+def start_watcher(toondb, folder) -> subprocess.Popen:
+    """A watching indexer polling ``folder`` every 0.3 s, stderr piped."""
+    return subprocess.Popen(
+        python_command("process_b_indexer.py", "--runbooks", str(folder),
+                       "--poll", "0.3"),
+        cwd=PROJECT_ROOT, env=toondb.env(), stderr=subprocess.PIPE, text=True,
+    )
+
+
 def search(toondb, *args, **env):
     return run_project(["-m", "incident_ops", "search", *args], env=toondb.env(**env))
 
@@ -165,11 +174,7 @@ def test_indexer_exits_nonzero_when_the_server_is_down(toondb, folder):
 def test_watching_applies_edits_and_deletions_then_stops_on_sigterm(toondb, folder):
     (folder / "queue.md").write_text(GOOD_RUNBOOK)
     (folder / "dns.md").write_text("# DNS\n\nRestart CoreDNS on NXDOMAIN storms.\n")
-    process = subprocess.Popen(
-        python_command("process_b_indexer.py", "--runbooks", str(folder),
-                       "--poll", "0.3"),
-        cwd=PROJECT_ROOT, env=toondb.env(), stderr=subprocess.PIPE, text=True,
-    )
+    process = start_watcher(toondb, folder)
     log = _LogReader(process)
     try:
         log.wait_for("index version 1", timeout=60)
@@ -393,11 +398,7 @@ def test_a_runbook_too_large_for_one_record_is_skipped_before_embedding(toondb, 
 
 def test_watching_indexer_stops_on_sigterm_while_the_server_is_down(toondb, folder):
     (folder / "queue.md").write_text(GOOD_RUNBOOK)
-    process = subprocess.Popen(
-        python_command("process_b_indexer.py", "--runbooks", str(folder),
-                       "--poll", "0.3"),
-        cwd=PROJECT_ROOT, env=toondb.env(), stderr=subprocess.PIPE, text=True,
-    )
+    process = start_watcher(toondb, folder)
     log = _LogReader(process)
     try:
         log.wait_for("index version 1", timeout=60)
@@ -418,11 +419,7 @@ def test_watching_indexer_stops_on_sigterm_while_the_server_is_down(toondb, fold
 
 def test_a_second_indexer_waits_as_standby_until_the_first_exits(toondb, folder):
     (folder / "queue.md").write_text(GOOD_RUNBOOK)
-    watcher = subprocess.Popen(
-        python_command("process_b_indexer.py", "--runbooks", str(folder),
-                       "--poll", "0.3"),
-        cwd=PROJECT_ROOT, env=toondb.env(), stderr=subprocess.PIPE, text=True,
-    )
+    watcher = start_watcher(toondb, folder)
     once = None
     try:
         _LogReader(watcher).wait_for("index version 1", timeout=60)
